@@ -1,0 +1,161 @@
+"""The Study's spec: the tenant's manifest plus the operational fields that run it.
+
+`spec` is the user's intent. The operator reads it and never writes it, so GitOps tools and
+`kubectl apply` own every field here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+
+from bentham.api.manifest import ApiModel, Manifest
+from bentham.api.rules import Rule, broken_rules
+
+# Kubernetes objects we pass through to the Job verbatim; the API server validates them there.
+KubeObject = Annotated[dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
+
+LABEL_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+
+
+class EnvVar(ApiModel):
+    """An environment variable for the executor container."""
+
+    name: str = Field(min_length=1, max_length=256, description="Variable name.")
+    value: str | None = Field(default=None, max_length=32_768, description="Literal value.")
+    valueFrom: KubeObject | None = Field(
+        default=None, description="A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, ...)."
+    )
+
+
+class Resources(ApiModel):
+    """Compute resources for the executor container, as in a core/v1 ResourceRequirements."""
+
+    requests: dict[str, str] | None = Field(default=None, description="Minimum resources, e.g. cpu: 100m.")
+    limits: dict[str, str] | None = Field(default=None, description="Maximum resources, e.g. memory: 256Mi.")
+
+
+class Executor(ApiModel):
+    """The Job template of a cell: what runs one query on one surface from one location."""
+
+    image: str = Field(min_length=1, max_length=1_024, description="The executor's container image.")
+    imagePullPolicy: str | None = Field(
+        default=None, pattern="^(Always|IfNotPresent|Never)$", description="Always, IfNotPresent or Never."
+    )
+    command: list[str] | None = Field(default=None, max_length=64, description="Entrypoint override.")
+    args: list[str] | None = Field(default=None, max_length=256, description="Arguments to the entrypoint.")
+    env: list[EnvVar] | None = Field(default=None, max_length=128, description="Extra environment variables.")
+    resources: Resources | None = Field(default=None, description="Container resources.")
+    serviceAccountName: str | None = Field(
+        default=None, max_length=253, description="ServiceAccount the executor's pods run as."
+    )
+    nodeSelector: dict[str, str] | None = Field(default=None, description="Node labels the pods must match.")
+    tolerations: list[KubeObject] | None = Field(
+        default=None, max_length=64, description="core/v1 Tolerations for the pods."
+    )
+    podLabels: dict[str, str] | None = Field(default=None, description="Extra labels on every cell's pod.")
+    podAnnotations: dict[str, str] | None = Field(
+        default=None, description="Extra annotations on every cell's pod."
+    )
+    attemptTimeoutSeconds: int = Field(
+        default=900, ge=10, le=86_400,
+        description="Longest one attempt may run before it is stopped and counted as failed.",
+    )
+    parallelism: int = Field(
+        default=10, ge=1, le=1_000, description="The most cells of this study in flight at once."
+    )
+    maxParallelism: int | None = Field(
+        default=None, ge=1, le=1_000,
+        description=(
+            "The ceiling the operator may raise parallelism to when the study is at risk of missing "
+            "its deadline. Unset: parallelism is never raised."
+        ),
+    )
+
+
+class SecretKeyRef(ApiModel):
+    """A Secret in the study's namespace holding the webhook's URL and, optionally, its auth header."""
+
+    name: str = Field(min_length=1, max_length=253, description="Secret name.")
+    urlKey: str = Field(default="url", min_length=1, max_length=253, description="Key holding the webhook URL.")
+    authHeaderKey: str | None = Field(
+        default="authorization", max_length=253,
+        description="Key holding the Authorization header's value; a missing key sends no header.",
+    )
+
+
+class Notifications(ApiModel):
+    """Where the study's events are posted (the notification hub): a URL, or a Secret holding it."""
+
+    webhookUrl: str | None = Field(
+        default=None, max_length=2_048, pattern=r"^https?://",
+        description="An http(s) URL that receives a JSON POST per event.",
+    )
+    secretRef: SecretKeyRef | None = Field(default=None, description="A Secret holding the URL and auth header.")
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> Notifications:
+        broken = broken_rules(self, NOTIFICATIONS_RULES)
+        if broken:
+            raise ValueError("; ".join(broken))
+        return self
+
+
+NOTIFICATIONS_RULES: tuple[Rule[Notifications], ...] = (
+    Rule(
+        field=".webhookUrl",
+        message="notifications: set exactly one of webhookUrl or secretRef",
+        cel="has(self.webhookUrl) != has(self.secretRef)",
+        holds=lambda n: (n.webhookUrl is None) != (n.secretRef is None),
+    ),
+)
+
+
+class Cancel(ApiModel):
+    """A request to cancel the study; setting it is final."""
+
+    reason: str = Field(min_length=1, max_length=1_000, description="Why the study is cancelled, for the record.")
+
+
+class StudySpec(ApiModel):
+    """What the tenant wants run, and how."""
+
+    tenantId: str = Field(
+        min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="The tenant that owns the study (a DNS label). Tenants never see each other's studies.",
+    )
+    manifest: Manifest = Field(description="The tenant's study manifest, as the original orchestrator accepts it.")
+    executor: Executor = Field(description="How each cell runs: the Job template and the parallelism.")
+    paused: bool = Field(
+        default=False, description="true pauses the study: no new cell starts. false resumes it."
+    )
+    cancel: Cancel | None = Field(
+        default=None, description="Set to cancel the study with a reason. Cancelling is final."
+    )
+    notifications: Notifications | None = Field(
+        default=None, description="A webhook that receives the study's events."
+    )
+
+    @model_validator(mode="after")
+    def _spec_rules(self) -> StudySpec:
+        broken = broken_rules(self, SPEC_RULES)
+        if broken:
+            raise ValueError("; ".join(broken))
+        return self
+
+
+SPEC_RULES: tuple[Rule[StudySpec], ...] = (
+    Rule(
+        field=".executor.maxParallelism",
+        message="executor.maxParallelism: must be at least executor.parallelism",
+        cel="!has(self.executor.maxParallelism) || self.executor.maxParallelism >= self.executor.parallelism",
+        holds=lambda s: s.executor.maxParallelism is None or s.executor.maxParallelism >= s.executor.parallelism,
+    ),
+    Rule(
+        field=".cancel",
+        message="cancel: a cancelled study cannot be un-cancelled",
+        cel="!has(oldSelf.cancel) || has(self.cancel)",
+        holds=None,
+    ),
+)

@@ -1,0 +1,107 @@
+"""The Study's status: what the operator observed and decided. Only the operator writes it.
+
+Every field is declared here, and so in the CRD: the API server silently prunes undeclared
+status fields, which would make a status write look lost.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StudyState(StrEnum):
+    """The study's place in its lifecycle (see docs/lifecycle.md)."""
+
+    MANIFEST_RECEIVED = "manifest_received"
+    VALIDATING = "validating"
+    QUEUED = "queued"
+    EXECUTING = "executing"
+    VALIDATING_RESULTS = "validating_results"
+    PAUSED = "paused"
+    HUMAN_INTERVENTION_REQUIRED = "human_intervention_required"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class StatusModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Condition(StatusModel):
+    """A standard Kubernetes condition."""
+
+    type: str = Field(max_length=64, description="CamelCase condition type, e.g. Complete or AtRisk.")
+    status: str = Field(pattern="^(True|False|Unknown)$", description="True, False or Unknown.")
+    reason: str = Field(max_length=128, description="CamelCase reason a machine can match.")
+    message: str = Field(default="", max_length=4_096, description="What a person should know.")
+    lastTransitionTime: str = Field(description="When status last changed (RFC 3339).")
+    observedGeneration: int | None = Field(default=None, description="The spec generation this reflects.")
+
+
+class CellCounts(StatusModel):
+    """Cell counts of one surface or location."""
+
+    total: int = Field(default=0, description="Cells in this slice.")
+    completed: int = Field(default=0, description="Cells whose result passed the quality gates.")
+    failed: int = Field(default=0, description="Cells that failed for good (out of attempts or not retryable).")
+    executing: int = Field(default=0, description="Cells with an attempt in flight.")
+    pending: int = Field(default=0, description="Cells waiting to start or to retry.")
+    required: bool | None = Field(default=None, description="For surfaces: whether it blocks completion.")
+
+
+class Progress(StatusModel):
+    """How far the study is."""
+
+    totalCells: int = Field(default=0, description="queries x surfaces x locations.")
+    completedCells: int = Field(default=0, description="Cells whose result passed the quality gates.")
+    failedCells: int = Field(default=0, description="Cells that failed for good; they never count as completed.")
+    executingCells: int = Field(default=0, description="Cells with an attempt in flight.")
+    pendingCells: int = Field(default=0, description="Cells waiting to start or to retry.")
+    completionRate: float = Field(default=0.0, description="completedCells / totalCells, 0-1.")
+    summary: str = Field(default="0/0", description="completed/total, for kubectl get.")
+    percent: str = Field(default="0%", description="completionRate as a percentage, for kubectl get.")
+    bySurface: dict[str, CellCounts] = Field(default_factory=dict, description="Counts per surface id.")
+    byLocation: dict[str, CellCounts] = Field(default_factory=dict, description="Counts per location id.")
+
+
+class DeadlineStatus(StatusModel):
+    """Whether the study will make its deadline."""
+
+    deadline: str | None = Field(default=None, description="The manifest's deadline (RFC 3339).")
+    timeRemainingSeconds: int | None = Field(default=None, description="Seconds until the deadline.")
+    requiredRate: float | None = Field(default=None, description="Cells per hour needed to finish in time.")
+    currentRate: float | None = Field(default=None, description="Cells per hour, over running (not paused) time.")
+    projectedCompletion: str | None = Field(default=None, description="When the study finishes at the current rate.")
+    bottleneckSurface: str | None = Field(default=None, description="The required surface furthest behind.")
+    atRisk: bool = Field(default=False, description="The study is projected to miss its deadline.")
+
+
+class Checkpoint(StatusModel):
+    """Enough to resume after any crash; see docs/checkpoint.md for the encoding."""
+
+    version: int = Field(default=1, description="Checkpoint format version.")
+    sequence: int = Field(default=0, description="Increases with every checkpoint written.")
+    timestamp: str | None = Field(default=None, description="When it was written (RFC 3339).")
+    cells: str = Field(default="", description="Per-cell outcome and attempt count, packed (see docs).")
+    inFlight: list[str] = Field(default_factory=list, description="Jobs of attempts in flight.")
+
+
+class StudyStatus(StatusModel):
+    """What the operator observed and decided."""
+
+    state: StudyState | None = Field(default=None, description="The lifecycle state.")
+    message: str | None = Field(default=None, max_length=4_096, description="A human summary of the state.")
+    observedGeneration: int | None = Field(default=None, description="The spec generation last acted on.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Standard conditions: Ready, Complete, Failed, Paused, AtRisk, ..."
+    )
+    progress: Progress | None = Field(default=None, description="Cell counts, overall and per slice.")
+    deadline: DeadlineStatus | None = Field(default=None, description="Deadline tracking.")
+    checkpoint: Checkpoint | None = Field(default=None, description="The crash-recovery checkpoint.")
+    parallelism: int | None = Field(default=None, description="Cells allowed in flight now (may be raised when at risk).")
+    warnings: list[str] = Field(default_factory=list, description="Accepted, but worth knowing (see docs).")
+    startedAt: str | None = Field(default=None, description="When the first cell started (RFC 3339).")
+    completedAt: str | None = Field(default=None, description="When the study reached a terminal state.")
