@@ -64,11 +64,29 @@ class Binaries:
     kwok_crds: Path
 
 
+def kubernetes_version() -> str:
+    """The pinned release, read from go.mod: the one place it is written."""
+    return go(["list", "-m", "-f", "{{.Version}}", "k8s.io/kubernetes"])
+
+
+def link_flags() -> list[str]:
+    """Stamps the release into the binaries, as Kubernetes' own build does."""
+    version = kubernetes_version()
+    major, minor = version.lstrip("v").split(".")[:2]
+    stamp = "k8s.io/component-base/version"
+    return [
+        "-trimpath",
+        f"-ldflags=-s -w -X {stamp}.gitVersion={version} -X {stamp}.gitMajor={major} "
+        f"-X {stamp}.gitMinor={minor} -X {stamp}.gitTreeState=clean",
+    ]
+
+
 def build_key() -> str:
-    """A digest of everything that decides the binaries: the Go sources, the pins, the Go."""
+    """A digest of everything that decides the binaries: the Go sources, the pins, the flags, the Go."""
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum", "main.go"):
         digest.update((GO_MODULE / name).read_bytes())
+    digest.update(" ".join(link_flags()).encode())
     digest.update(go(["env", "GOVERSION"]).encode())
     return digest.hexdigest()[:16]
 
@@ -86,12 +104,12 @@ def build() -> Binaries:
     if target.is_dir():
         return binaries
 
-    log(f"building the control plane into {target} (cold: about 15-25 minutes on 2 cores)")
+    log(f"building the control plane into {target} (cold: about 6 minutes on 2 cores, plus module downloads)")
     started = time.monotonic()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
     try:
-        flags = ["-trimpath", "-ldflags=-s -w"]
+        flags = link_flags()
         subprocess.run(["go", "build", *flags, "-o", str(staging / "controlplane"), "."], cwd=GO_MODULE, check=True)
         subprocess.run(["go", "build", *flags, "-o", str(staging / "kwok"), "sigs.k8s.io/kwok/cmd/kwok"], cwd=GO_MODULE, check=True)
         # kwok's Stage CRD ships in its module; take it from the module cache the build just used.

@@ -13,11 +13,12 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
+
+from tests.support import Cluster
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = REPO / "hack" / "cluster.py"
@@ -30,24 +31,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("BENTHAM_KUBECONFIG"),
         help="Use the cluster of this kubeconfig instead of starting the local control plane.",
     )
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """A running cluster and the ways tests talk to it."""
-
-    kubeconfig: Path
-    api: client.ApiClient
-
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Runs the kubectl on PATH against this cluster."""
-        result = subprocess.run(
-            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin, capture_output=True, text=True, timeout=120,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
 
 
 @pytest.fixture(scope="session")
