@@ -50,3 +50,13 @@ lint: install ## ruff and mypy --strict.
 .PHONY: test
 test: install lint ## The whole suite: lint, unit tests, and integration tests on the local control plane.
 	$(BIN)/pytest
+
+.PHONY: run
+run: install ## Run the operator in the foreground against $KUBECONFIG (installs the CRD first).
+	kubectl apply --server-side -f crds/
+	kubectl wait --for=condition=Established crd/studies.bentham.io --timeout=60s
+	$(BIN)/bentham-operator
+
+.PHONY: demo
+demo: install ## Start the local control plane, run the operator, and run the tiny example study to the end.
+	hack/demo.sh
