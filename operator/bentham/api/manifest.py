@@ -12,8 +12,9 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
-from bentham.api.rules import Rule, broken_rules, duplicates
+from bentham.api.rules import Rule, duplicates, enforce
 
 
 class SurfaceId(StrEnum):
@@ -86,7 +87,7 @@ class ApiModel(BaseModel):
 Tag = Annotated[str, Field(min_length=1, max_length=50)]
 
 # A list the API server keeps duplicate-free (it rejects a repeated item with "Duplicate value").
-SET = {"x-kubernetes-list-type": "set"}
+SET: JsonDict = {"x-kubernetes-list-type": "set"}
 
 
 def _unique(ids: list[SurfaceId]) -> list[SurfaceId]:
@@ -104,7 +105,9 @@ class Query(ApiModel):
         default=None, max_length=5_000, description="Optional context sent with the question."
     )
     category: str | None = Field(default=None, max_length=100, description="Free-form grouping.")
-    tags: list[Tag] | None = Field(default=None, max_length=20, description="Up to 20 tags of up to 50 chars.")
+    tags: list[Tag] | None = Field(
+        default=None, max_length=20, description="Up to 20 tags of up to 50 chars."
+    )
 
 
 class SurfaceOptions(ApiModel):
@@ -158,8 +161,10 @@ class RequiredSurfaces(ApiModel):
 class OptionalSurfaces(ApiModel):
     """Surfaces run on a best-effort basis; they never block completion."""
 
+    # The schema default matches the factory: the API server fills it in before the CEL rules,
+    # which read surfaceIds whenever optionalSurfaces is set.
     surfaceIds: list[SurfaceId] = Field(
-        default_factory=list, max_length=20, json_schema_extra=SET,
+        default_factory=list, max_length=20, json_schema_extra={**SET, "default": []},
         description="Best-effort surfaces; each must be in surfaces, once.",
     )
 
@@ -199,7 +204,9 @@ class Manifest(ApiModel):
     description: str | None = Field(default=None, max_length=2_000, description="Up to 2,000 characters.")
     queries: list[Query] = Field(min_length=1, max_length=1_000, description="1-1,000 queries.")
     surfaces: list[Surface] = Field(min_length=1, max_length=20, description="1-20 surfaces, each id once.")
-    locations: list[Location] = Field(min_length=1, max_length=50, description="1-50 locations, each id once.")
+    locations: list[Location] = Field(
+        min_length=1, max_length=50, description="1-50 locations, each id once."
+    )
     completionCriteria: CompletionCriteria = Field(description="When the study is complete.")
     qualityGates: QualityGates = Field(
         default_factory=QualityGates, json_schema_extra={"default": {}},
@@ -210,7 +217,8 @@ class Manifest(ApiModel):
         description="Evidence kept per cell: full (a result without evidence fails), metadata, none.",
     )
     legalHold: bool = Field(
-        default=False, description="Keep the study's data under legal hold; needs retentionDays or preserveForever."
+        default=False,
+        description="Keep the study's data under legal hold; needs retentionDays or preserveForever.",
     )
     deadline: datetime | None = Field(
         default=None,
@@ -219,7 +227,9 @@ class Manifest(ApiModel):
             "Without a deadline the study is never at risk."
         ),
     )
-    retentionDays: int | None = Field(default=None, ge=1, le=2_555, description="Days to keep results, 1-2,555.")
+    retentionDays: int | None = Field(
+        default=None, ge=1, le=2_555, description="Days to keep results, 1-2,555."
+    )
     preserveForever: bool = Field(default=False, description="Keep results forever.")
     sessionIsolation: SessionIsolation = Field(
         default=SessionIsolation.SHARED, description="Share browser sessions across studies, or not."
@@ -227,9 +237,7 @@ class Manifest(ApiModel):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Manifest:
-        broken = broken_rules(self, MANIFEST_RULES)
-        if broken:
-            raise ValueError("; ".join(broken))
+        enforce(self, MANIFEST_RULES)
         return self
 
     @property
@@ -255,7 +263,10 @@ class Manifest(ApiModel):
         ]
 
 
-_OPTIONAL_IDS = "(has(self.completionCriteria.optionalSurfaces) ? self.completionCriteria.optionalSurfaces.surfaceIds : [])"
+_OPTIONAL_IDS = (
+    "(has(self.completionCriteria.optionalSurfaces)"
+    " ? self.completionCriteria.optionalSurfaces.surfaceIds : [])"
+)
 
 MANIFEST_RULES: tuple[Rule[Manifest], ...] = (
     Rule(
@@ -273,7 +284,10 @@ MANIFEST_RULES: tuple[Rule[Manifest], ...] = (
     Rule(
         field=".completionCriteria.requiredSurfaces.surfaceIds",
         message="completionCriteria.requiredSurfaces.surfaceIds: every id must also be listed in surfaces",
-        cel="self.completionCriteria.requiredSurfaces.surfaceIds.all(id, self.surfaces.exists(s, s.id == id))",
+        cel=(
+            "self.completionCriteria.requiredSurfaces.surfaceIds"
+            ".all(id, self.surfaces.exists(s, s.id == id))"
+        ),
         holds=lambda m: set(m.completionCriteria.requiredSurfaces.surfaceIds) <= {s.id for s in m.surfaces},
     ),
     Rule(
@@ -286,7 +300,9 @@ MANIFEST_RULES: tuple[Rule[Manifest], ...] = (
         field=".completionCriteria.optionalSurfaces.surfaceIds",
         message="completionCriteria: a surface id may be in requiredSurfaces or optionalSurfaces, not both",
         cel=f"!{_OPTIONAL_IDS}.exists(id, id in self.completionCriteria.requiredSurfaces.surfaceIds)",
-        holds=lambda m: not set(m.optional_surface_ids) & set(m.completionCriteria.requiredSurfaces.surfaceIds),
+        holds=lambda m: not set(m.optional_surface_ids) & set(
+            m.completionCriteria.requiredSurfaces.surfaceIds
+        ),
     ),
     Rule(
         field=".legalHold",

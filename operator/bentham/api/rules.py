@@ -11,7 +11,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from pydantic_core import PydanticCustomError
+
 Model = TypeVar("Model")
+
+RULE_ERROR_TYPE = "cross_field_rule"
+"""The pydantic error type of broken rules; its context lists each as `(field, message)`."""
 
 
 @dataclass(frozen=True)
@@ -27,14 +32,27 @@ class Rule(Generic[Model]):
     holds: Callable[[Model], bool] | None
     """The same rule in Python, for the model; None for a transition rule (it needs `oldSelf`)."""
 
+    @property
+    def text(self) -> str:
+        """The message without its leading `label: `, for an error whose path already names the field."""
+        label, separator, text = self.message.partition(": ")
+        return text if separator and " " not in label else self.message
+
     def as_validation(self) -> dict[str, Any]:
         """The rule as an `x-kubernetes-validations` entry."""
         return {"rule": self.cel, "message": self.message, "fieldPath": self.field}
 
 
-def broken_rules(model: Model, rules: Iterable[Rule[Model]]) -> list[str]:
-    """The messages of every rule that `model` breaks, in the rules' order."""
-    return [rule.message for rule in rules if rule.holds is not None and not rule.holds(model)]
+def enforce(model: Model, rules: Iterable[Rule[Model]]) -> None:
+    """Raises one pydantic error listing every rule `model` breaks, so each can point at its field."""
+    broken = [rule for rule in rules if rule.holds is not None and not rule.holds(model)]
+    if broken:
+        raise PydanticCustomError(
+            RULE_ERROR_TYPE,
+            "{summary}",
+            {"summary": "; ".join(rule.message for rule in broken),
+             "broken": [(rule.field, rule.text) for rule in broken]},
+        )
 
 
 def duplicates(values: Iterable[object]) -> list[object]:

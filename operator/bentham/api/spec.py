@@ -11,12 +11,12 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from bentham.api.manifest import ApiModel, Manifest
-from bentham.api.rules import Rule, broken_rules
+from bentham.api.rules import Rule, enforce
 
 # Kubernetes objects we pass through to the Job verbatim; the API server validates them there.
-KubeObject = Annotated[dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
-
-LABEL_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+KubeObject = Annotated[
+    dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+]
 
 
 class EnvVar(ApiModel):
@@ -78,7 +78,9 @@ class SecretKeyRef(ApiModel):
     """A Secret in the study's namespace holding the webhook's URL and, optionally, its auth header."""
 
     name: str = Field(min_length=1, max_length=253, description="Secret name.")
-    urlKey: str = Field(default="url", min_length=1, max_length=253, description="Key holding the webhook URL.")
+    urlKey: str = Field(
+        default="url", min_length=1, max_length=253, description="Key holding the webhook URL."
+    )
     authHeaderKey: str | None = Field(
         default="authorization", max_length=253,
         description="Key holding the Authorization header's value; a missing key sends no header.",
@@ -92,13 +94,13 @@ class Notifications(ApiModel):
         default=None, max_length=2_048, pattern=r"^https?://",
         description="An http(s) URL that receives a JSON POST per event.",
     )
-    secretRef: SecretKeyRef | None = Field(default=None, description="A Secret holding the URL and auth header.")
+    secretRef: SecretKeyRef | None = Field(
+        default=None, description="A Secret holding the URL and auth header."
+    )
 
     @model_validator(mode="after")
     def _one_destination(self) -> Notifications:
-        broken = broken_rules(self, NOTIFICATIONS_RULES)
-        if broken:
-            raise ValueError("; ".join(broken))
+        enforce(self, NOTIFICATIONS_RULES)
         return self
 
 
@@ -115,7 +117,9 @@ NOTIFICATIONS_RULES: tuple[Rule[Notifications], ...] = (
 class Cancel(ApiModel):
     """A request to cancel the study; setting it is final."""
 
-    reason: str = Field(min_length=1, max_length=1_000, description="Why the study is cancelled, for the record.")
+    reason: str = Field(
+        min_length=1, max_length=1_000, description="Why the study is cancelled, for the record."
+    )
 
 
 class StudySpec(ApiModel):
@@ -125,7 +129,9 @@ class StudySpec(ApiModel):
         min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="The tenant that owns the study (a DNS label). Tenants never see each other's studies.",
     )
-    manifest: Manifest = Field(description="The tenant's study manifest, as the original orchestrator accepts it.")
+    manifest: Manifest = Field(
+        description="The tenant's study manifest, as the original orchestrator accepts it."
+    )
     executor: Executor = Field(description="How each cell runs: the Job template and the parallelism.")
     paused: bool = Field(
         default=False, description="true pauses the study: no new cell starts. false resumes it."
@@ -139,9 +145,7 @@ class StudySpec(ApiModel):
 
     @model_validator(mode="after")
     def _spec_rules(self) -> StudySpec:
-        broken = broken_rules(self, SPEC_RULES)
-        if broken:
-            raise ValueError("; ".join(broken))
+        enforce(self, SPEC_RULES)
         return self
 
 
@@ -150,7 +154,9 @@ SPEC_RULES: tuple[Rule[StudySpec], ...] = (
         field=".executor.maxParallelism",
         message="executor.maxParallelism: must be at least executor.parallelism",
         cel="!has(self.executor.maxParallelism) || self.executor.maxParallelism >= self.executor.parallelism",
-        holds=lambda s: s.executor.maxParallelism is None or s.executor.maxParallelism >= s.executor.parallelism,
+        holds=lambda s: (
+            s.executor.maxParallelism is None or s.executor.maxParallelism >= s.executor.parallelism
+        ),
     ),
     Rule(
         field=".cancel",

@@ -101,7 +101,9 @@ class StudyStatus(StatusModel):
     progress: Progress | None = Field(default=None, description="Cell counts, overall and per slice.")
     deadline: DeadlineStatus | None = Field(default=None, description="Deadline tracking.")
     checkpoint: Checkpoint | None = Field(default=None, description="The crash-recovery checkpoint.")
-    parallelism: int | None = Field(default=None, description="Cells allowed in flight now (may be raised when at risk).")
+    parallelism: int | None = Field(
+        default=None, description="Cells allowed in flight now (may be raised when at risk)."
+    )
     warnings: list[str] = Field(default_factory=list, description="Accepted, but worth knowing (see docs).")
     startedAt: str | None = Field(default=None, description="When the first cell started (RFC 3339).")
     completedAt: str | None = Field(default=None, description="When the study reached a terminal state.")

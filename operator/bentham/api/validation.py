@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bentham.api.manifest import Manifest
+from bentham.api.rules import RULE_ERROR_TYPE
 from bentham.api.spec import StudySpec
 
 CELL_COUNT_WARNING = 10_000
@@ -46,18 +47,22 @@ def validate_spec(raw: Any, *, created_at: datetime, now: datetime) -> Valid | I
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as error:
-        return Invalid(errors=[describe(e) for e in error.errors()])
+        return Invalid(errors=[message for e in error.errors() for message in describe(e)])
     except (TypeError, ValueError, RecursionError) as error:  # pragma: no cover - pydantic wraps these
         return Invalid(errors=[f"spec: {error}"])
 
     deadline = spec.manifest.deadline
     if deadline is not None:
         if deadline.tzinfo is None:
-            return Invalid(errors=["manifest.deadline: must carry a time zone (RFC 3339), e.g. 2030-01-01T00:00:00Z"])
+            return Invalid(
+                errors=["manifest.deadline: must carry a time zone (RFC 3339), e.g. 2030-01-01T00:00:00Z"]
+            )
         if deadline <= created_at:
             return Invalid(
-                errors=[f"manifest.deadline: must be in the future when the study is created ({deadline.isoformat()} "
-                        f"is not after {created_at.isoformat()})"],
+                errors=[
+                    "manifest.deadline: must be in the future when the study is created "
+                    f"({deadline.isoformat()} is not after {created_at.isoformat()})"
+                ],
                 reason="DeadlineInPast",
             )
     return Valid(spec=spec, warnings=manifest_warnings(spec.manifest, now=now))
@@ -66,26 +71,39 @@ def validate_spec(raw: Any, *, created_at: datetime, now: datetime) -> Valid | I
 def manifest_warnings(manifest: Manifest, *, now: datetime) -> list[str]:
     """What the manifest allows but a person should hear about."""
     warnings = []
-    if manifest.deadline is not None and manifest.deadline.tzinfo is not None and manifest.deadline - now < SHORT_DEADLINE:
+    deadline = manifest.deadline
+    if deadline is not None and deadline.tzinfo is not None and deadline - now < SHORT_DEADLINE:
         warnings.append("manifest.deadline: less than 1 hour away")
     if manifest.completionCriteria.requiredSurfaces.coverageThreshold == 1:
-        warnings.append("manifest.completionCriteria.requiredSurfaces.coverageThreshold: 1 means a single failed cell fails the study")
+        warnings.append(
+            "manifest.completionCriteria.requiredSurfaces.coverageThreshold: "
+            "1 means a single failed cell fails the study"
+        )
     if manifest.cell_count > CELL_COUNT_WARNING:
         warnings.append(f"manifest: {manifest.cell_count} cells is more than {CELL_COUNT_WARNING:,}")
     if manifest.completionCriteria.maxRetriesPerCell == 1:
-        warnings.append("manifest.completionCriteria.maxRetriesPerCell: 1 means one attempt per cell and no retry")
+        warnings.append(
+            "manifest.completionCriteria.maxRetriesPerCell: 1 means one attempt per cell and no retry"
+        )
     if manifest.legalHold and manifest.retentionDays is not None and not manifest.preserveForever \
             and manifest.retentionDays < SHORT_LEGAL_HOLD_DAYS:
-        warnings.append(f"manifest.retentionDays: legal hold with retention under {SHORT_LEGAL_HOLD_DAYS} days")
+        warnings.append(
+            f"manifest.retentionDays: legal hold with retention under {SHORT_LEGAL_HOLD_DAYS} days"
+        )
     return warnings
 
 
-def describe(error: Any) -> str:
-    """One pydantic error as `field.path: message`, with list indexes in brackets."""
+def describe(error: Any) -> list[str]:
+    """One pydantic error as `field.path: message` lines, with list indexes in brackets.
+
+    A model's broken cross-field rules come as one error; each becomes a line of its own that
+    points at the rule's field, as the API server's message for the same rule does.
+    """
     path = ""
     for part in error.get("loc", ()):
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    message = str(error.get("msg", "invalid"))
-    # Our own cross-field rules already name their field; pydantic's say "Value error, ...".
-    message = message.removeprefix("Value error, ")
-    return f"{path}: {message}" if path else message
+    if error.get("type") == RULE_ERROR_TYPE:
+        return [f"{(path + field).lstrip('.')}: {text}" for field, text in error["ctx"]["broken"]]
+    # pydantic prefixes the message of a ValueError raised in a validator with "Value error, ".
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return [f"{path}: {message}" if path else message]
