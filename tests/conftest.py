@@ -8,16 +8,18 @@ cluster you already have instead, which the run then leaves as it found it.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
-
 from tests.support import Cluster
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +43,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if given:
         kubeconfig = Path(given)
     else:
-        already_up = subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "status"], capture_output=True).returncode == 0
+        status = subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "status"], capture_output=True)
+        already_up = status.returncode == 0
         up = subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True)
         if up.returncode != 0:
             pytest.fail(f"the local control plane did not start:\n{up.stderr}", pytrace=False)
@@ -84,9 +87,68 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     slug = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     name = f"t-{slug}-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(cluster.api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"bentham.io/test": "true"})))
+    metadata = client.V1ObjectMeta(name=name, labels={"bentham.io/test": "true"})
+    core.create_namespace(client.V1Namespace(metadata=metadata))
     wait_for_default_service_account(core, name)
     try:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+@dataclass(frozen=True)
+class OperatorProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, characters: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-characters:]
+
+
+def start_operator(cluster: Cluster, log: Path, *args: str, env: dict[str, str] | None = None) -> OperatorProcess:
+    """Runs the operator as a real process, as `make run` would, and waits until it is live."""
+    port = free_port()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), **(env or {})}
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bentham", "--liveness", f"http://127.0.0.1:{port}/healthz", *args],
+            stdout=out, stderr=subprocess.STDOUT, env=environment,
+        )
+    started = OperatorProcess(process, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the operator exited with {process.returncode}:\n{started.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return started
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"the operator did not become live in 60s:\n{started.log_tail()}")
+
+
+def stop_operator(operator: OperatorProcess) -> None:
+    operator.process.terminate()
+    try:
+        operator.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        operator.process.kill()
+        operator.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def operator(study_crd: Cluster) -> Iterator[OperatorProcess]:
+    """The operator, watching every test namespace (`t-*`) for the whole run."""
+    running = start_operator(study_crd, REPO / ".cluster" / "logs" / "operator-tests.log", "--namespace", "t-*")
+    try:
+        yield running
+    finally:
+        stop_operator(running)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kubernetes import client
 
@@ -41,3 +44,143 @@ def eventually(probe: Callable[[], T | None], timeout_s: float = 60, what: str =
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+GROUP, VERSION, PLURAL = "bentham.io", "v1alpha1", "studies"
+
+GOOD_RESULT: dict[str, Any] = {
+    "success": True, "responseLength": 800, "isActualContent": True, "responseTimeMs": 650,
+    "evidence": [{"url": "s3://evidence/cell.json", "sha256": "a" * 64}],
+}
+
+
+def study(
+    name: str,
+    *,
+    required: tuple[str, ...] = ("openai-api",),
+    optional: tuple[str, ...] = (),
+    locations: tuple[str, ...] = ("us-nyc", "uk-lon"),
+    queries: int = 2,
+    parallelism: int = 4,
+    result: Mapping[str, Any] | None = None,
+    pod_annotations: Mapping[str, str] | None = None,
+    max_retries: int = 3,
+    threshold: float = 0.95,
+    **manifest: Any,
+) -> dict[str, Any]:
+    """A Study whose cells' pods all end with `result` (a good one by default) unless a Stage says otherwise."""
+    annotations = {"sim.bentham.io/termination-message": json.dumps(result or GOOD_RESULT)}
+    annotations.update(pod_annotations or {})
+    criteria: dict[str, Any] = {
+        "requiredSurfaces": {"surfaceIds": list(required), "coverageThreshold": threshold},
+        "maxRetriesPerCell": max_retries,
+    }
+    if optional:
+        criteria["optionalSurfaces"] = {"surfaceIds": list(optional)}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Study",
+        "metadata": {"name": name},
+        "spec": {
+            "tenantId": "acme",
+            "executor": {
+                "image": "example.invalid/executor:1", "parallelism": parallelism, "podAnnotations": annotations,
+            },
+            "manifest": {
+                "name": name,
+                "queries": [{"text": f"Question number {i}?"} for i in range(queries)],
+                "surfaces": [{"id": s} for s in (*required, *optional)],
+                "locations": [{"id": loc} for loc in locations],
+                "completionCriteria": criteria,
+                **manifest,
+            },
+        },
+    }
+
+
+class Studies:
+    """The Studies of one namespace."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.api = client.CustomObjectsApi(cluster.api)
+        self.batch = client.BatchV1Api(cluster.api)
+
+    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, dict(body)))
+
+    def get(self, name: str) -> dict[str, Any]:
+        return dict(self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name))
+
+    def patch_spec(self, name: str, spec: Mapping[str, Any]) -> None:
+        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": dict(spec)})
+
+    def delete(self, name: str) -> None:
+        self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def wait_for_state(self, name: str, *states: str, timeout_s: float = 120) -> dict[str, Any]:
+        """Waits until the study is in one of `states`; returns its status."""
+        def reached() -> dict[str, Any] | None:
+            status = self.status(name)
+            return status if status.get("state") in states else None
+        try:
+            return eventually(reached, timeout_s, what=f"study {name} to reach {'/'.join(states)}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; status now: {json.dumps(self.status(name))[:3000]}") from None
+
+    def jobs(self, name: str) -> list[client.V1Job]:
+        return list(self.batch.list_namespaced_job(self.namespace, label_selector=f"bentham.io/study={name}").items)
+
+
+@contextmanager
+def kwok_stage(cluster: Cluster, namespace: str, selector_labels: Mapping[str, str], status_template: str,
+               delay: str | None = None) -> Iterator[str]:
+    """A kwok Stage, for Running pods of `namespace` with these labels, while the block runs."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    spec: dict[str, Any] = {
+        "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+        "selector": {
+            "matchLabels": dict(selector_labels),
+            "matchExpressions": [
+                {"key": ".metadata.namespace", "operator": "In", "values": [namespace]},
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+            ],
+        },
+        "weight": 1,
+        "next": {"statusTemplate": status_template},
+    }
+    if delay:
+        spec["delay"] = {"durationMilliseconds": int(float(delay.rstrip("s")) * 1000)}
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name}, "spec": spec,
+    }))
+    time.sleep(1)  # kwok learns of Stages through a watch
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "stage", name, "--wait=false", check=False)
+
+
+def failing_pod_template(message: Mapping[str, Any] | None = None, exit_code: int = 1) -> str:
+    """A Stage statusTemplate that ends the executor container as failed, with `message`."""
+    text = json.dumps(json.dumps(message)) if message is not None else '""'
+    return (
+        "phase: Failed\n"
+        "containerStatuses:\n"
+        "{{ range .spec.containers }}\n"
+        "- name: {{ .name | Quote }}\n"
+        "  image: {{ .image | Quote }}\n"
+        "  ready: false\n"
+        "  restartCount: 0\n"
+        "  state:\n"
+        "    terminated:\n"
+        f"      exitCode: {exit_code}\n"
+        "      reason: Error\n"
+        f"      message: {text}\n"
+        "{{ end }}\n"
+    )

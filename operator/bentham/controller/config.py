@@ -1,0 +1,21 @@
+"""The operator's settings, read once from the environment (the Deployment's env or `make run`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    batch_window_s: float = 0.3
+    """How long a woken study worker waits for the rest of a burst before deciding once."""
+    watch_timeout_s: int = 300
+    """Server-side timeout of each watch request; the watch then resumes from where it was."""
+
+    @classmethod
+    def from_environment(cls) -> OperatorConfig:
+        return cls(
+            batch_window_s=float(os.environ.get("BENTHAM_BATCH_WINDOW_SECONDS", cls.batch_window_s)),
+            watch_timeout_s=int(os.environ.get("BENTHAM_WATCH_TIMEOUT_SECONDS", cls.watch_timeout_s)),
+        )

@@ -1,0 +1,89 @@
+"""kopf's side of the operator: watches, indexes, and the hand-off to each study's worker.
+
+No handler here decides anything about a study. Handlers only keep the indexes current and
+wake the worker of the study concerned (see `workers`). Only `on.event` handlers and indexes
+are used, never on.create/on.update/daemons/timers on Studies for reconciling, so kopf puts no
+finalizer on a Study and deleting one never waits for the operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from bentham.api.crd import GROUP, PLURAL, VERSION
+from bentham.controller.config import OperatorConfig
+from bentham.controller.kube import KubeWriter, load_api_client
+from bentham.controller.observe import JobSighting, PodSighting, job_sighting, pod_sighting
+from bentham.controller.workers import Sources, StudyKey, Workers
+from bentham.core.jobs import LABEL_STUDY, label_value
+
+log = logging.getLogger(__name__)
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = OperatorConfig.from_environment()
+    settings.posting.level = logging.WARNING  # our own Events tell the story; kopf's would repeat it
+    settings.watching.server_timeout = config.watch_timeout_s
+    settings.watching.client_timeout = config.watch_timeout_s + 30
+    settings.networking.request_timeout = 60
+    memo.config = config
+    memo.workers = Workers(KubeWriter(load_api_client()), batch_window_s=config.batch_window_s)
+    log.info("bentham operator started: %s", config)
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.workers.stop_all()
+
+
+@kopf.index("batch", "v1", "jobs", labels={LABEL_STUDY: kopf.PRESENT})
+def study_jobs(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[StudyKey, JobSighting] | None:
+    """Each study's Jobs, as small sightings."""
+    sighting = job_sighting(body)
+    return {(namespace or "", labels[LABEL_STUDY]): sighting} if sighting else None
+
+
+@kopf.index("", "v1", "pods", labels={LABEL_STUDY: kopf.PRESENT})
+def study_pods(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[StudyKey, PodSighting] | None:
+    """Each study's pods, reduced to the executor's termination message."""
+    sighting = pod_sighting(body)
+    return {(namespace or "", labels[LABEL_STUDY]): sighting} if sighting else None
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def study_event(
+    type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **indexes: Any
+) -> None:
+    workers: Workers = memo.workers
+    if workers.sources is None:
+        study_jobs: kopf.Index[StudyKey, JobSighting] = indexes["study_jobs"]
+        study_pods: kopf.Index[StudyKey, PodSighting] = indexes["study_pods"]
+        # kopf's indexes are live mappings: hand them to the workers once, read them forever.
+        workers.sources = Sources(
+            jobs=lambda key: study_jobs.get(key, ()),
+            pods=lambda key: study_pods.get(key, ()),
+        )
+    # Keyed as the Jobs' study label is, so a Job event finds its study's worker.
+    key = (namespace or "", label_value(name))
+    if type == "DELETED":
+        await workers.forget(key)
+    else:
+        workers.see(key, body)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_STUDY: kopf.PRESENT})
+def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    memo.workers.wake((namespace or "", labels[LABEL_STUDY]))
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_STUDY: kopf.PRESENT})
+def pod_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    memo.workers.wake((namespace or "", labels[LABEL_STUDY]))

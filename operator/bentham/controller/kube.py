@@ -1,0 +1,110 @@
+"""The operator's writes to the API server: Jobs, the Study's status, and Events.
+
+The kubernetes client is synchronous; every call runs in a worker thread so the event loop
+(kopf's watches and every study's worker) never blocks on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from bentham.api.crd import GROUP, KIND, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "bentham-operator"
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    namespace: str
+    name: str
+    uid: str
+
+
+def load_api_client() -> client.ApiClient:
+    """In a pod, its ServiceAccount; elsewhere, the current KUBECONFIG context."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    configuration = client.Configuration.get_default_copy()
+    # Bursts of Job creations share the pool; the default of 4 serialises them.
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+class KubeWriter:
+    """Every write the operator makes, each safe to repeat."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+        self.status_writes = 0
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
+        """Creates the Job; False when it already exists (the attempt was started before)."""
+        try:
+            await asyncio.to_thread(self._batch.create_namespaced_job, namespace, body)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Deletes the Job and, in the background, its pod; a Job already gone is fine."""
+        try:
+            await asyncio.to_thread(
+                self._batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def replace_status(self, study: StudyRef, status: dict[str, Any]) -> dict[str, Any] | None:
+        """Writes the whole status in one request; returns the updated Study (None if it is gone).
+
+        A JSON patch `add /status` replaces the status wholesale, so a cell that left a map (a
+        retry that is no longer waiting) really leaves it, which a merge patch cannot express.
+        """
+        patch = [{"op": "add", "path": "/status", "value": status}]
+        try:
+            updated = await asyncio.to_thread(
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP, VERSION, study.namespace, PLURAL, study.name, patch,
+                _content_type="application/json-patch+json",
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        self.status_writes += 1
+        return dict(updated)
+
+    async def post_event(self, study: StudyRef, type_: str, reason: str, message: str) -> None:
+        """Posts a core/v1 Event on the Study; losing an Event never stops the study."""
+        now = datetime.now(UTC)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{study.name}.", namespace=study.namespace),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{GROUP}/{VERSION}", kind=KIND, name=study.name,
+                namespace=study.namespace, uid=study.uid,
+            ),
+            type=type_, reason=reason, message=message[:1024],
+            first_timestamp=now, last_timestamp=now, count=1,
+            source=client.V1EventSource(component=COMPONENT),
+            reporting_component=COMPONENT, reporting_instance=COMPONENT,
+        )
+        try:
+            await asyncio.to_thread(self._core.create_namespaced_event, study.namespace, event)
+        except ApiException as error:
+            log.warning("could not post event %s on %s/%s: %s", reason, study.namespace, study.name, error.reason)

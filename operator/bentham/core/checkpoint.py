@@ -1,0 +1,198 @@
+"""Per-cell records, packed into the status's checkpoint so a study resumes after any crash.
+
+A cell is `pending` (never started, or its attempt was aborted), `running` (an attempt in
+flight), `retry_wait` (its last attempt failed, the next may start at `retry_at`), `completed`
+or `failed` (for good). With the attempts started so far, that is all the core needs to resume.
+
+Format (Checkpoint.version 1) of `checkpoint.cells`:
+
+    base64( zlib( varint N
+                  N bytes, one per cell in index order: state << 5 | attempts
+                  for each retry_wait cell, in index order: varint ms of retry_at after timestamp ) )
+
+- state is 3 bits (0 pending, 1 running, 2 retry_wait, 3 completed, 4 failed), attempts 5 bits
+  (0-31; maxRetriesPerCell is at most 10);
+- varints are unsigned LEB128; retry times are whole milliseconds after `checkpoint.timestamp`
+  (also to the millisecond), and a retry already due when the checkpoint is written is stored
+  as 0, i.e. due at `timestamp`;
+- zlib squeezes the runs a study is made of (all pending, then all completed): 100,000 cells
+  take a few kilobytes, and even incompressible ones stay near 1.4 bytes per cell.
+
+`inFlight` lists the Jobs of running cells, for people; the core derives them from the cells.
+`sequence` grows by one, and `timestamp` moves to now, only when a cell's record changes, so a
+reconcile that changes nothing writes the same status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import IntEnum
+
+from bentham.api.status import Checkpoint
+from bentham.core.timestamps import parse_rfc3339, rfc3339_millis, truncate_to_millis
+
+FORMAT_VERSION = 1
+MAX_ATTEMPTS = 31
+# A manifest has at most 1,000 x 20 x 50 cells; refuse to inflate far beyond that.
+_MAX_INFLATED_BYTES = 16 * 1024 * 1024
+
+
+class CellState(IntEnum):
+    PENDING = 0
+    RUNNING = 1
+    RETRY_WAIT = 2
+    COMPLETED = 3
+    FAILED = 4
+
+
+SETTLED_STATES = frozenset({CellState.COMPLETED, CellState.FAILED})
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """Where one cell stands."""
+
+    state: CellState = CellState.PENDING
+    attempts: int = 0
+    """Attempts started so far, the running one included."""
+    retry_at: datetime | None = None
+    """For retry_wait only: when the next attempt may start."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.attempts <= MAX_ATTEMPTS:
+            raise ValueError(f"attempts must be 0-{MAX_ATTEMPTS}, not {self.attempts}")
+        if (self.retry_at is not None) != (self.state is CellState.RETRY_WAIT):
+            raise ValueError("retry_at is set exactly for retry_wait cells")
+
+
+PENDING = CellRecord()
+
+
+class CheckpointUnreadable(ValueError):
+    """The checkpoint cannot be decoded: it was not written by this format."""
+
+
+def fresh_records(cell_count: int) -> list[CellRecord]:
+    """Every cell pending, never attempted."""
+    return [PENDING] * cell_count
+
+
+def pack_cells(records: Sequence[CellRecord], *, base: datetime) -> str:
+    """The packed form of `records`; retry times are stored relative to `base` (whole ms)."""
+    start = truncate_to_millis(base)
+    raw = bytearray(_varint(len(records)))
+    raw.extend(record.state << 5 | record.attempts for record in records)
+    for record in records:
+        if record.retry_at is not None:
+            raw.extend(_varint(max(0, _millis(record.retry_at - start))))
+    return base64.b64encode(zlib.compress(bytes(raw), 9)).decode("ascii")
+
+
+def unpack_cells(packed: str, *, base: datetime | None) -> list[CellRecord]:
+    """The records of a packed string; raises CheckpointUnreadable on anything else."""
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(base64.b64decode(packed, validate=True), _MAX_INFLATED_BYTES)
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise CheckpointUnreadable("the cells are truncated or larger than any study")
+    except (binascii.Error, zlib.error, ValueError) as error:
+        raise CheckpointUnreadable(f"the cells are not packed cell records: {error}") from error
+    count, position = _read_varint(raw, 0)
+    if position + count > len(raw):
+        raise CheckpointUnreadable(f"the cells promise {count} records but hold {len(raw) - position}")
+    # Identical records share one object: 100,000 pending cells are one CellRecord.
+    shared: dict[int, CellRecord] = {}
+    records: list[CellRecord] = []
+    waiting: list[tuple[int, int]] = []
+    for index, byte in enumerate(raw[position : position + count]):
+        state_bits, attempts = byte >> 5, byte & 0x1F
+        if state_bits > max(CellState):
+            raise CheckpointUnreadable(f"cell {index} has no state {state_bits}")
+        if state_bits == CellState.RETRY_WAIT:
+            waiting.append((index, attempts))
+            records.append(PENDING)  # replaced below, once its retry time is read
+            continue
+        record = shared.get(byte)
+        if record is None:
+            record = shared[byte] = CellRecord(CellState(state_bits), attempts)
+        records.append(record)
+    position += count
+    if waiting and base is None:
+        raise CheckpointUnreadable("cells wait to retry but the checkpoint has no timestamp")
+    start = truncate_to_millis(base) if base is not None else None
+    for index, attempts in waiting:
+        millis, position = _read_varint(raw, position)
+        assert start is not None
+        records[index] = CellRecord(CellState.RETRY_WAIT, attempts, start + timedelta(milliseconds=millis))
+    if position != len(raw):
+        raise CheckpointUnreadable(f"{len(raw) - position} unexpected bytes after the cells")
+    return records
+
+
+def read_records(checkpoint: Checkpoint | None) -> list[CellRecord] | None:
+    """The records of a checkpoint; None when there is none yet. Raises CheckpointUnreadable."""
+    if checkpoint is None or not checkpoint.cells:
+        return None
+    if checkpoint.version != FORMAT_VERSION:
+        raise CheckpointUnreadable(f"checkpoint version {checkpoint.version} is not {FORMAT_VERSION}")
+    try:
+        base = parse_rfc3339(checkpoint.timestamp) if checkpoint.timestamp else None
+    except ValueError as error:
+        raise CheckpointUnreadable(f"checkpoint timestamp {checkpoint.timestamp!r}: {error}") from error
+    return unpack_cells(checkpoint.cells, base=base)
+
+
+def write_checkpoint(
+    records: Sequence[CellRecord],
+    *,
+    previous: Checkpoint | None,
+    previous_records: Sequence[CellRecord] | None,
+    in_flight: list[str],
+    now: datetime,
+) -> Checkpoint:
+    """The checkpoint of `records`: the previous one unchanged when no record changed."""
+    if previous is not None and previous_records is not None and list(previous_records) == list(records):
+        return previous.model_copy(update={"inFlight": in_flight})
+    written = truncate_to_millis(now)
+    return Checkpoint(
+        version=FORMAT_VERSION,
+        sequence=(previous.sequence if previous is not None else 0) + 1,
+        timestamp=rfc3339_millis(written),
+        cells=pack_cells(records, base=written),
+        inFlight=in_flight,
+    )
+
+
+def _millis(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _read_varint(raw: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= len(raw):
+            raise CheckpointUnreadable("the cells end in the middle of a number")
+        byte = raw[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, position
+        if shift > 63:
+            raise CheckpointUnreadable("a number in the cells is too long")

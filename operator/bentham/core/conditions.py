@@ -1,0 +1,65 @@
+"""The standard conditions of a study, derived from its state.
+
+Four conditions, always present so `kubectl wait --for=condition=...` works from the start:
+
+- `Ready`: True once the study is complete (its results are ready to use);
+- `Complete`, `Failed`, `Paused`: True while the study is in that state.
+
+Every condition carries the state's CamelCase reason (`Executing`, `Paused`, `Complete`,
+`Cancelled`, or the failure's own reason such as `InvalidSpec`). A condition's
+`lastTransitionTime` moves only when its status flips, as the API conventions ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bentham.api.status import Condition, StudyState
+from bentham.core.timestamps import rfc3339
+
+CONDITION_TYPES = ("Ready", "Complete", "Failed", "Paused")
+MAX_MESSAGE = 4_096
+MAX_REASON = 128
+
+_TRUE_IN: dict[str, StudyState] = {
+    "Ready": StudyState.COMPLETE,
+    "Complete": StudyState.COMPLETE,
+    "Failed": StudyState.FAILED,
+    "Paused": StudyState.PAUSED,
+}
+
+
+def conditions_for(
+    state: StudyState,
+    *,
+    reason: str,
+    message: str,
+    previous: Sequence[Condition],
+    generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """The study's conditions in `state`, keeping each unflipped one's lastTransitionTime."""
+    before = {condition.type: condition for condition in previous}
+    conditions = []
+    for kind in CONDITION_TYPES:
+        status = "True" if state is _TRUE_IN[kind] else "False"
+        old = before.get(kind)
+        conditions.append(
+            Condition(
+                type=kind,
+                status=status,
+                reason=reason[:MAX_REASON],
+                message=clip(message),
+                lastTransitionTime=old.lastTransitionTime if old is not None and old.status == status else rfc3339(now),
+                observedGeneration=generation,
+            )
+        )
+    # Conditions others may have added (AtRisk, later) stay as they are.
+    conditions.extend(c for c in previous if c.type not in CONDITION_TYPES)
+    return conditions
+
+
+def clip(message: str, limit: int = MAX_MESSAGE) -> str:
+    """`message` cut to fit a status field, marking the cut."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"

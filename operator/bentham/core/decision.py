@@ -1,0 +1,57 @@
+"""What the decider is given about the world, and what it decides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from bentham.core.cells import Cell
+
+
+@dataclass(frozen=True)
+class ObservedJob:
+    """A Job of the study as the shell found it."""
+
+    name: str
+    cell_index: int
+    attempt: int
+    phase: Literal["running", "succeeded", "failed"]
+    termination_message: str | None
+    """The executor container's terminated.message, if any."""
+    failure_reason: str | None
+    """E.g. the Job's Failed condition reason (DeadlineExceeded)."""
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StudyEvent:
+    """A Kubernetes Event to post on the Study (and to the study's webhook)."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JobToCreate:
+    """A Job to create; an AlreadyExists answer means it was created before and is fine."""
+
+    name: str
+    cell: Cell
+    attempt: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Everything the shell applies, in this order: create, write status, delete, post events."""
+
+    status: dict[str, Any]
+    """The complete new status."""
+    create: list[JobToCreate]
+    delete: list[str]
+    """Jobs whose outcome `status` records (or that must stop): delete after the status write."""
+    events: list[StudyEvent]
+    requeue_after: float | None
+    """Seconds until the decider must run again even if nothing happens (a retry falls due)."""

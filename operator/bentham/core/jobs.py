@@ -1,0 +1,146 @@
+"""The batch/v1 Job of one attempt of one cell, as a plain dict for the API.
+
+The Job is owned by its Study (garbage-collected with it), never retried by Kubernetes
+(`backoffLimit: 0`: retries are the operator's, with backoff and a budget), stopped after
+`attemptTimeoutSeconds`, and has no `ttlSecondsAfterFinished`: the operator deletes a Job only
+after the status records its outcome, or the outcome would be lost.
+
+The cell's coordinates and its full query text reach the executor as environment variables;
+they come after `executor.env` and replace any variable of the same name there.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bentham.api.manifest import SurfaceOptions
+from bentham.api.spec import StudySpec
+from bentham.core.cells import DNS_LABEL_MAX, Cell, cell_key, job_name, short_hash
+
+API_VERSION = "bentham.io/v1alpha1"
+KIND = "Study"
+CONTAINER_NAME = "executor"
+MANAGED_BY = "bentham-operator"
+
+LABEL_STUDY = "bentham.io/study"
+LABEL_STUDY_UID = "bentham.io/study-uid"
+LABEL_CELL = "bentham.io/cell"
+LABEL_CELL_INDEX = "bentham.io/cell-index"
+LABEL_SURFACE = "bentham.io/surface"
+LABEL_LOCATION = "bentham.io/location"
+LABEL_QUERY_INDEX = "bentham.io/query-index"
+LABEL_ATTEMPT = "bentham.io/attempt"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+
+
+def build_job(
+    *, study_name: str, namespace: str, study_uid: str, spec: StudySpec, cell: Cell, attempt: int
+) -> dict[str, Any]:
+    """The Job running attempt `attempt` of `cell`."""
+    executor = spec.executor
+    labels = job_labels(study_name=study_name, study_uid=study_uid, cell=cell, attempt=attempt)
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": executor.image,
+        "env": _env(spec, cell=cell, study_name=study_name, attempt=attempt),
+        # A crash without a result still tells why, from the tail of the executor's log.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if executor.imagePullPolicy is not None:
+        container["imagePullPolicy"] = executor.imagePullPolicy
+    if executor.command is not None:
+        container["command"] = list(executor.command)
+    if executor.args is not None:
+        container["args"] = list(executor.args)
+    if executor.resources is not None:
+        container["resources"] = executor.resources.model_dump(mode="json", exclude_none=True)
+
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if executor.serviceAccountName is not None:
+        pod_spec["serviceAccountName"] = executor.serviceAccountName
+    if executor.nodeSelector is not None:
+        pod_spec["nodeSelector"] = dict(executor.nodeSelector)
+    if executor.tolerations is not None:
+        pod_spec["tolerations"] = [dict(toleration) for toleration in executor.tolerations]
+
+    pod_metadata: dict[str, Any] = {"labels": {**(executor.podLabels or {}), **labels}}
+    if executor.podAnnotations:
+        pod_metadata["annotations"] = dict(executor.podAnnotations)
+
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(study_name, study_uid, cell.index, attempt),
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "name": study_name,
+                    "uid": study_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": executor.attemptTimeoutSeconds,
+            "template": {"metadata": pod_metadata, "spec": pod_spec},
+        },
+    }
+
+
+def job_labels(*, study_name: str, study_uid: str, cell: Cell, attempt: int) -> dict[str, str]:
+    """The labels of an attempt's Job and its pod: enough to find them and to read them back."""
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_STUDY: label_value(study_name),
+        LABEL_STUDY_UID: study_uid,
+        LABEL_CELL: cell_key(cell),
+        LABEL_CELL_INDEX: str(cell.index),
+        LABEL_SURFACE: cell.surface.value,
+        LABEL_LOCATION: cell.location.value,
+        LABEL_QUERY_INDEX: str(cell.query_index),
+        LABEL_ATTEMPT: str(attempt),
+    }
+
+
+def label_value(name: str) -> str:
+    """`name` as a label value (≤ 63 chars): as is when it fits, else truncated plus a hash."""
+    if len(name) <= DNS_LABEL_MAX:
+        return name
+    return f"{name[: DNS_LABEL_MAX - 6].rstrip('-.')}-{short_hash(name)}"
+
+
+def _env(spec: StudySpec, *, cell: Cell, study_name: str, attempt: int) -> list[dict[str, Any]]:
+    manifest = spec.manifest
+    query = manifest.queries[cell.query_index]
+    surface = next(s for s in manifest.surfaces if s.id == cell.surface)
+    location = next(loc for loc in manifest.locations if loc.id == cell.location)
+    ours = {
+        "BENTHAM_STUDY": study_name,
+        "BENTHAM_CELL": cell_key(cell),
+        "BENTHAM_CELL_INDEX": str(cell.index),
+        "BENTHAM_QUERY_INDEX": str(cell.query_index),
+        "BENTHAM_QUERY_TEXT": query.text,
+        "BENTHAM_SURFACE": cell.surface.value,
+        "BENTHAM_SURFACE_OPTIONS": _json(
+            (surface.options or SurfaceOptions()).model_dump(mode="json", exclude_none=True)
+        ),
+        "BENTHAM_LOCATION": cell.location.value,
+        "BENTHAM_LOCATION_OPTIONS": _json(location.model_dump(mode="json", exclude_none=True, exclude={"id"})),
+        "BENTHAM_ATTEMPT": str(attempt),
+        "BENTHAM_EVIDENCE_LEVEL": manifest.evidenceLevel.value,
+    }
+    if query.context is not None:
+        ours["BENTHAM_QUERY_CONTEXT"] = query.context
+    theirs = [env.model_dump(mode="json", exclude_none=True) for env in spec.executor.env or [] if env.name not in ours]
+    return theirs + [{"name": name, "value": value} for name, value in ours.items()]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

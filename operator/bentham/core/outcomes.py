@@ -1,0 +1,102 @@
+"""Recording what the observed Jobs say into the cell records.
+
+For each cell the observed Jobs are taken oldest attempt first, against the cell's record:
+
+- a Job of a later attempt than the record knows is adopted as running: the operator created
+  it and crashed before the status write (or read a stale status);
+- a finished Job of the running attempt is judged: completed, retry_wait, or failed for good;
+- any Job whose outcome the record already holds (an earlier attempt, a settled cell) is
+  listed for deletion; deleting it after the status write loses nothing.
+
+A running attempt with no Job at all is the shell's to recreate, under the same name
+(`running_without_job`): it never counts as a new attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from bentham.api.manifest import EvidenceLevel, QualityGates
+from bentham.core.checkpoint import MAX_ATTEMPTS, SETTLED_STATES, CellRecord, CellState
+from bentham.core.decision import ObservedJob
+from bentham.core.results import Verdict, judge_attempt
+from bentham.core.retries import may_retry, retry_at
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """A finished attempt and what it meant for its cell."""
+
+    cell_index: int
+    attempt: int
+    verdict: Verdict
+    result: Literal["completed", "retrying", "failed"]
+
+
+@dataclass(frozen=True)
+class Bookkeeping:
+    records: list[CellRecord]
+    finished_jobs: list[str]
+    """Jobs whose outcome `records` holds (or that are not ours to run): delete after the write."""
+    outcomes: list[CellOutcome]
+
+
+def record_outcomes(
+    records: Sequence[CellRecord],
+    jobs: Sequence[ObservedJob],
+    *,
+    study_uid: str,
+    gates: QualityGates,
+    evidence_level: EvidenceLevel,
+    max_attempts: int,
+    now: datetime,
+) -> Bookkeeping:
+    """The records after taking every observed Job into account."""
+    updated = list(records)
+    finished: list[str] = []
+    outcomes: list[CellOutcome] = []
+    for job in sorted(jobs, key=lambda j: (j.cell_index, j.attempt, j.name)):
+        if not 0 <= job.cell_index < len(updated) or not 1 <= job.attempt <= MAX_ATTEMPTS:
+            finished.append(job.name)  # Not a cell of this study: nothing to record, nothing to run.
+            continue
+        record = updated[job.cell_index]
+        if job.attempt > record.attempts and record.state not in SETTLED_STATES:
+            record = CellRecord(CellState.RUNNING, job.attempt)
+        if job.attempt != record.attempts or record.state is not CellState.RUNNING:
+            finished.append(job.name)
+            continue
+        updated[job.cell_index] = record
+        if job.phase == "running":
+            continue
+        verdict = judge_attempt(
+            phase=job.phase,
+            termination_message=job.termination_message,
+            failure_reason=job.failure_reason,
+            gates=gates,
+            evidence_level=evidence_level,
+        )
+        finished.append(job.name)
+        if verdict.passed:
+            updated[job.cell_index] = CellRecord(CellState.COMPLETED, job.attempt)
+            outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "completed"))
+        elif may_retry(verdict, attempts=job.attempt, max_attempts=max_attempts):
+            due = retry_at(job.finished_at or now, job.attempt, study_uid=study_uid, cell_index=job.cell_index)
+            updated[job.cell_index] = CellRecord(CellState.RETRY_WAIT, job.attempt, due)
+            outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "retrying"))
+        else:
+            updated[job.cell_index] = CellRecord(CellState.FAILED, job.attempt)
+            outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "failed"))
+    return Bookkeeping(records=updated, finished_jobs=finished, outcomes=outcomes)
+
+
+def running_without_job(records: Sequence[CellRecord], jobs: Sequence[ObservedJob]) -> list[int]:
+    """Cells whose running attempt has no Job: created-then-lost, or not yet in the cache."""
+    observed = {(job.cell_index, job.attempt) for job in jobs}
+    return [
+        index
+        for index, record in enumerate(records)
+        if record.state is CellState.RUNNING and (index, record.attempts) not in observed
+    ]

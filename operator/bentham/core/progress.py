@@ -1,0 +1,63 @@
+"""Progress: how many cells are done, failed, in flight and waiting, overall and per slice.
+
+`pending` includes cells waiting to retry; `failed` counts cells that failed for good and never
+counts as completed. `percent` rounds down, so a study shows 100% only when every cell completed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bentham.api.manifest import Manifest
+from bentham.api.status import CellCounts, Progress
+from bentham.core.checkpoint import CellRecord, CellState
+
+# Which CellCounts field a cell in each state adds to.
+_COUNTED_AS: dict[CellState, str] = {
+    CellState.PENDING: "pending",
+    CellState.RETRY_WAIT: "pending",
+    CellState.RUNNING: "executing",
+    CellState.COMPLETED: "completed",
+    CellState.FAILED: "failed",
+}
+_FIELDS = ("completed", "failed", "executing", "pending")
+
+
+def progress_of(manifest: Manifest, records: Sequence[CellRecord]) -> Progress:
+    """The study's progress from its cell records (one per cell, in index order)."""
+    surfaces, locations = len(manifest.surfaces), len(manifest.locations)
+    # Count per (surface position, location position) once; slices are sums of those.
+    tallies = [[dict.fromkeys(_FIELDS, 0) for _ in range(locations)] for _ in range(surfaces)]
+    for index, record in enumerate(records):
+        surface_position, location_position = divmod(index % (surfaces * locations), locations)
+        tallies[surface_position][location_position][_COUNTED_AS[record.state]] += 1
+
+    required = set(manifest.required_surface_ids)
+    by_surface = {
+        surface.id.value: _counts([tallies[s][loc] for loc in range(locations)], required=surface.id in required)
+        for s, surface in enumerate(manifest.surfaces)
+    }
+    by_location = {
+        location.id.value: _counts([tallies[s][loc] for s in range(surfaces)], required=None)
+        for loc, location in enumerate(manifest.locations)
+    }
+    total = len(records)
+    overall = {name: sum(getattr(counts, name) for counts in by_surface.values()) for name in _FIELDS}
+    rate = overall["completed"] / total if total else 0.0
+    return Progress(
+        totalCells=total,
+        completedCells=overall["completed"],
+        failedCells=overall["failed"],
+        executingCells=overall["executing"],
+        pendingCells=overall["pending"],
+        completionRate=rate,
+        summary=f"{overall['completed']}/{total}",
+        percent=f"{overall['completed'] * 100 // total if total else 0}%",
+        bySurface=by_surface,
+        byLocation=by_location,
+    )
+
+
+def _counts(parts: list[dict[str, int]], *, required: bool | None) -> CellCounts:
+    sums = {name: sum(part[name] for part in parts) for name in _FIELDS}
+    return CellCounts(total=sum(sums.values()), required=required, **sums)

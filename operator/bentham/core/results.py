@@ -1,0 +1,159 @@
+"""A cell's result: what the executor reports, and the validator's verdict on it.
+
+The executor writes its result as JSON to its termination message (`/dev/termination-log`):
+
+    {"success": true, "responseLength": 1234, "isActualContent": true, "responseTimeMs": 5120,
+     "error": {"code": "TIMEOUT", "message": "...", "retryable": true},
+     "evidence": [{"url": "s3://...", "sha256": "..."}]}
+
+Only `success` is required; unknown fields are ignored, so executors may report more. Reading a
+result never raises: a missing, empty, non-JSON, wrong-shaped or oversized message is a failed
+attempt (`MissingResult`, `MalformedResult`), retryable like any transient failure.
+
+Quality-gate failures (too short, not actual content, missing evidence) are retryable: the
+surfaces answer differently every time, so a new attempt may well pass. `maxRetriesPerCell`
+bounds what that costs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bentham.api.manifest import EvidenceLevel, QualityGates
+
+# Kubernetes keeps at most 4 KiB of a termination message; anything longer was not ours.
+MAX_RESULT_BYTES = 4_096
+
+# The original's codes never worth retrying: the same request fails the same way again.
+NEVER_RETRIED_CODES = frozenset({"AUTH_FAILED", "QUOTA_EXCEEDED", "INVALID_REQUEST", "CONTENT_BLOCKED"})
+
+_SNIPPET_CHARS = 200
+
+
+class _ResultModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class CellError(_ResultModel):
+    """Why the executor could not get an answer."""
+
+    code: str = Field(default="UNKNOWN", max_length=128)
+    message: str = Field(default="", max_length=4_096)
+    retryable: bool = True
+
+
+class Evidence(_ResultModel):
+    """A reference to stored evidence of the answer."""
+
+    url: str | None = None
+    sha256: str | None = None
+
+
+class CellResult(_ResultModel):
+    """The executor's report on one attempt."""
+
+    success: bool
+    responseLength: int = Field(default=0, ge=0)
+    isActualContent: bool = False
+    responseTimeMs: int | None = Field(default=None, ge=0)
+    error: CellError | None = None
+    evidence: list[Evidence] | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The validator's judgement on one attempt."""
+
+    passed: bool
+    reason: str
+    """CamelCase, for machines: Passed, ExecutorError, NotActualContent, ResponseTooShort, ..."""
+    message: str
+    retryable: bool
+
+    @classmethod
+    def failure(cls, reason: str, message: str, *, retryable: bool = True) -> Verdict:
+        return cls(passed=False, reason=reason, message=message, retryable=retryable)
+
+
+PASSED = Verdict(passed=True, reason="Passed", message="the result passed every quality gate", retryable=False)
+
+
+def read_result(message: str | None) -> CellResult | Verdict:
+    """The executor's result, or the failed verdict of a message that holds none."""
+    if message is None or not message.strip():
+        return Verdict.failure("MissingResult", "the executor reported no result")
+    size = len(message.encode("utf-8", errors="replace"))
+    if size > MAX_RESULT_BYTES:
+        return Verdict.failure("MalformedResult", f"the result is {size} bytes, more than {MAX_RESULT_BYTES}")
+    try:
+        return CellResult.model_validate_json(message)
+    except ValidationError as error:
+        return Verdict.failure("MalformedResult", f"the result is not a cell result: {_first_problem(error)}")
+    except (ValueError, RecursionError) as error:  # pragma: no cover - pydantic reports JSON errors itself
+        return Verdict.failure("MalformedResult", f"the result is not JSON: {error}")
+
+
+def judge_result(result: CellResult, gates: QualityGates, evidence_level: EvidenceLevel) -> Verdict:
+    """Applies the validator's gates to a result, first failing gate wins."""
+    if not result.success:
+        return _executor_error(result.error)
+    if gates.requireActualContent and (not result.isActualContent or result.responseLength == 0):
+        return Verdict.failure(
+            "NotActualContent", "the response is not actual content (an error page, a CAPTCHA, empty)"
+        )
+    if gates.minResponseLength > 0 and result.responseLength < gates.minResponseLength:
+        return Verdict.failure(
+            "ResponseTooShort",
+            f"the response is {result.responseLength} characters, fewer than {gates.minResponseLength}",
+        )
+    if evidence_level is EvidenceLevel.FULL and not result.evidence:
+        return Verdict.failure("MissingEvidence", "evidenceLevel is full but the result carries no evidence")
+    return PASSED
+
+
+def judge_attempt(
+    *,
+    phase: Literal["succeeded", "failed"],
+    termination_message: str | None,
+    failure_reason: str | None,
+    gates: QualityGates,
+    evidence_level: EvidenceLevel,
+) -> Verdict:
+    """The verdict on a finished attempt, from its Job's phase and its executor's message.
+
+    A result is read the same way whatever the Job's phase (an executor may exit non-zero after
+    reporting, or be stopped by the deadline after writing its result). A failed Job without a
+    readable result is `ExecutorFailed` (crash, DeadlineExceeded, eviction), citing the log tail
+    that `FallbackToLogsOnError` put in the message.
+    """
+    result = read_result(termination_message)
+    if isinstance(result, CellResult):
+        return judge_result(result, gates, evidence_level)
+    if phase == "failed":
+        why = failure_reason or "the executor's Job failed"
+        detail = f": {_snippet(termination_message)}" if termination_message and termination_message.strip() else ""
+        return Verdict.failure("ExecutorFailed", f"{why}{detail}")
+    return result
+
+
+def _executor_error(error: CellError | None) -> Verdict:
+    if error is None:
+        return Verdict.failure("ExecutorError", "the executor reported failure without an error")
+    never = error.code in NEVER_RETRIED_CODES
+    text = f"{error.code}: {error.message}" if error.message else error.code
+    return Verdict.failure("ExecutorError", text, retryable=error.retryable and not never)
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def _snippet(text: str) -> str:
+    # Fallback-to-logs messages are log tails: keep them short and on one line.
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _SNIPPET_CHARS else flat[-_SNIPPET_CHARS:]
