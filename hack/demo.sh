@@ -16,7 +16,7 @@ kubectl apply --server-side -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/studies.bentham.io --timeout=60s >/dev/null
 
 mkdir -p .cluster/logs
-"$VENV_BIN/bentham-operator" >.cluster/logs/operator.log 2>&1 &
+"$VENV_BIN/bentham-operator" --namespace "$NAMESPACE" >.cluster/logs/operator.log 2>&1 &
 operator=$!
 trap 'kill $operator 2>/dev/null; wait $operator 2>/dev/null || true' EXIT
 echo "operator: pid $operator, log .cluster/logs/operator.log"
