@@ -15,12 +15,14 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
-from tests.support import Cluster
+
+from tests.support import REPORT, Cluster
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = REPO / "hack" / "cluster.py"
@@ -81,11 +83,11 @@ def wait_for_default_service_account(core: client.CoreV1Api, namespace: str, tim
     raise AssertionError(f"namespace {namespace} got no default ServiceAccount in {timeout_s}s")
 
 
-@pytest.fixture
-def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace of this test's own, deleted afterwards (without waiting for it to go)."""
-    slug = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
-    name = f"t-{slug}-{uuid.uuid4().hex[:6]}"
+@contextmanager
+def scratch_namespace(cluster: Cluster, prefix: str, test_name: str) -> Iterator[str]:
+    """A namespace named after the test, deleted afterwards (without waiting for it to go)."""
+    slug = "".join(c if c.isalnum() else "-" for c in test_name.lower())[:40].strip("-")
+    name = f"{prefix}-{slug}-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(cluster.api)
     metadata = client.V1ObjectMeta(name=name, labels={"bentham.io/test": "true"})
     core.create_namespace(client.V1Namespace(metadata=metadata))
@@ -94,6 +96,20 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of this test's own, watched by the session's operator (`t-*`)."""
+    with scratch_namespace(cluster, "t", request.node.name) as name:
+        yield name
+
+
+@pytest.fixture
+def unwatched_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of this test's own that the session's operator ignores: for tests that run their own."""
+    with scratch_namespace(cluster, "u", request.node.name) as name:
+        yield name
 
 
 @dataclass(frozen=True)
@@ -152,3 +168,11 @@ def operator(study_crd: Cluster) -> Iterator[OperatorProcess]:
         yield running
     finally:
         stop_operator(running)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Numbers that tests report for people (chaos kills, duplicates) shown at the end of the run."""
+    if REPORT:
+        terminalreporter.section("reported by tests")
+        for line in REPORT:
+            terminalreporter.write_line(line)

@@ -16,6 +16,15 @@ from kubernetes import client
 
 T = TypeVar("T")
 
+REPORT: list[str] = []
+"""Lines for the end of the test run's output (see conftest's pytest_terminal_summary)."""
+
+
+def report(line: str) -> None:
+    """Shows `line` at the end of the run, whatever pytest's capture settings."""
+    REPORT.append(line)
+    print(line)
+
 
 @dataclass(frozen=True)
 class Cluster:

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.server
+import logging
 import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlparse
 
 import kopf
+
+log = logging.getLogger("bentham")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bentham-operator", description="Run the Bentham study operator.")
     parser.add_argument(
         "-n", "--namespace", action="append", default=[],
-        help="Watch this namespace (repeatable). Default: $BENTHAM_NAMESPACES (comma-separated), else all.",
+        help="Watch this namespace or glob (repeatable). Default: $BENTHAM_NAMESPACES (comma-separated), else all.",
     )
     parser.add_argument("--liveness", default=os.environ.get("BENTHAM_LIVENESS", ""),
-                        help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz.")
+                        help="Serve the liveness probe, e.g. http://0.0.0.0:8080/healthz.")
+    parser.add_argument("--leader-elect", action="store_true",
+                        default=os.environ.get("BENTHAM_LEADER_ELECT", "").lower() in ("1", "true", "yes"),
+                        help="Act only while holding the leader Lease (for more than one replica).")
+    parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
+                        help="Namespace of the leader Lease. Default: $POD_NAMESPACE, else default.")
+    parser.add_argument("--lease-name", default="bentham-operator", help="Name of the leader Lease.")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log at DEBUG level.")
     args = parser.parse_args(argv)
 
@@ -23,12 +39,66 @@ def main(argv: list[str] | None = None) -> None:
     kopf.configure(verbose=args.verbose)  # kopf's log format, for ours and its own
     import bentham.controller.handlers  # noqa: F401  (registers the handlers)
 
-    kopf.run(
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=True,
-        liveness_endpoint=args.liveness or None,
-    )
+    stop = threading.Event()
+    lost = threading.Event()
+    elector = None
+    if args.leader_elect:
+        from bentham.controller.kube import load_api_client
+        from bentham.controller.leadership import LeaderElector, LeaseSettings
+
+        identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+        elector = LeaderElector(load_api_client(), identity,
+                                LeaseSettings(name=args.lease_name, namespace=args.lease_namespace))
+        log.info("leader election: %s is standing by for lease %s/%s", identity, args.lease_namespace, args.lease_name)
+        with standby_liveness(args.liveness):
+            elector.wait_for_leadership(stop)
+
+        def on_lost() -> None:
+            lost.set()
+            stop.set()
+
+        threading.Thread(target=elector.keep_renewing, args=(stop, on_lost), name="lease", daemon=True).start()
+
+    try:
+        kopf.run(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,  # one replica acts at a time: the Lease, not kopf's peering, decides which
+            liveness_endpoint=args.liveness or None,
+            stop_flag=stop,
+        )
+    finally:
+        stop.set()
+        if elector is not None and not lost.is_set():
+            elector.release()
+    if lost.is_set():
+        log.error("leader election: lost the lease; exiting so that only the new leader acts")
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def standby_liveness(endpoint: str) -> Iterator[None]:
+    """While a replica waits to lead, it is alive: answer the liveness probe until kopf takes over."""
+    if not endpoint:
+        yield
+        return
+    url = urlparse(endpoint)
+
+    class Alive(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == url.path else 404)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((url.hostname or "0.0.0.0", url.port or 80), Alive)
+    threading.Thread(target=server.serve_forever, name="standby-liveness", daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,182 @@
+"""Chaos on the real control plane: nothing lost, nothing done twice, whatever dies mid-study.
+
+Each test runs its own operator(s) in a namespace the session's operator ignores, and counts
+Job creations from a watch started before the study: a Job name seen with two UIDs is an attempt
+created twice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from kubernetes import client, watch
+
+from bentham.api.status import Checkpoint
+from bentham.core.checkpoint import CellState, read_records
+from tests.conftest import OperatorProcess, start_operator, stop_operator
+from tests.support import Cluster, Studies, eventually, failing_pod_template, kwok_stage, report, study
+
+REPO = Path(__file__).resolve().parents[2]
+LOGS = REPO / ".cluster" / "logs"
+
+
+class JobCreations:
+    """Every Job created in a namespace from now on, by name, with each UID it was created under."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self._batch = client.BatchV1Api(cluster.api)
+        self._namespace = namespace
+        self.uids: dict[str, set[str]] = defaultdict(set)
+        self._stop = threading.Event()
+        self._resource_version = self._batch.list_namespaced_job(namespace).metadata.resource_version
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(self._batch.list_namespaced_job, self._namespace,
+                                           resource_version=self._resource_version, timeout_seconds=5):
+                    job = event["object"]
+                    self._resource_version = job.metadata.resource_version
+                    if event["type"] == "ADDED":
+                        self.uids[job.metadata.name].add(job.metadata.uid)
+                    if self._stop.is_set():
+                        break
+            except Exception:  # the API server itself may be down in these tests: resume from where we were
+                time.sleep(0.5)
+            finally:
+                stream.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(len(uids) - 1 for uids in self.uids.values())
+
+
+def records(studies: Studies, name: str) -> list[tuple[CellState, int]]:
+    decoded = read_records(Checkpoint.model_validate(studies.status(name)["checkpoint"]))
+    assert decoded is not None
+    return [(record.state, record.attempts) for record in decoded]
+
+
+def kill_hard(operator: OperatorProcess) -> None:
+    operator.process.send_signal(signal.SIGKILL)
+    operator.process.wait(timeout=10)
+
+
+def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_attempt(
+    cluster: Cluster, unwatched_namespace: str
+) -> None:
+    namespace = unwatched_namespace
+    studies = Studies(cluster, namespace)
+    creations = JobCreations(cluster, namespace)
+    log = LOGS / f"operator-{namespace}.log"
+    surfaces, locations, queries = ("openai-api", "anthropic-api", "perplexity-api"), ("us-nyc", "uk-lon"), 40
+    first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
+    retryable = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy", "retryable": True}}
+    operator = start_operator(cluster, log, "--namespace", namespace)
+    kills = 0
+    try:
+        with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(retryable)):
+            studies.create(study("chaos", required=surfaces, locations=locations, queries=queries, parallelism=12,
+                                 pod_annotations={"sim.bentham.io/duration": "1500ms"}))
+            rng = random.Random(20261125)
+            while kills < 12 and studies.status("chaos").get("state") not in ("complete", "failed"):
+                time.sleep(rng.uniform(0.3, 2.5))
+                kill_hard(operator)
+                kills += 1
+                operator = start_operator(cluster, log, "--namespace", namespace)
+            status = studies.wait_for_state("chaos", "complete", "failed", timeout_s=300)
+    finally:
+        stop_operator(operator)
+        creations.stop()
+
+    report(f"chaos: operator killed with SIGKILL {kills} times; duplicate Job creations: {creations.duplicates}")
+    assert kills >= 10, f"the study ended after only {kills} kills; make it longer"
+    assert creations.duplicates == 0, {name: uids for name, uids in creations.uids.items() if len(uids) > 1}
+    assert status["state"] == "complete", status.get("message")
+    cells = records(studies, "chaos")
+    total = queries * len(surfaces) * len(locations)
+    assert len(cells) == total
+    # What kwok did: every first attempt in London failed, every other attempt passed.
+    london = {index for index in range(total) if index % len(locations) == 1}
+    assert all(state is CellState.COMPLETED for state, _ in cells)
+    assert [attempts for _, attempts in cells] == [2 if index in london else 1 for index in range(total)]
+    assert len(creations.uids) == total + len(london)  # each attempt's Job created once, none missing
+    assert status["progress"]["completedCells"] == total
+
+
+def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
+    cluster: Cluster, unwatched_namespace: str
+) -> None:
+    run_dir = cluster.kubeconfig.parent / "run"
+    if not run_dir.is_dir():
+        pytest.skip("the cluster was given by --kubeconfig; its API server is not ours to restart")
+    namespace = unwatched_namespace
+    studies = Studies(cluster, namespace)
+    operator = start_operator(cluster, LOGS / f"operator-{namespace}.log", "--namespace", namespace)
+    try:
+        studies.create(study("outage", required=("openai-api", "grok"), queries=30, parallelism=10,
+                             pod_annotations={"sim.bentham.io/duration": "1s"}))
+        eventually(lambda: (studies.status("outage").get("progress") or {}).get("completedCells", 0) >= 10,
+                   what="some progress before the outage")
+        pids = [int((run_dir / f"{part}.pid").read_text()) for part in ("kube-apiserver", "etcd")]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)  # a crash: the API server's graceful stop waits on the etcd it lost
+        eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), what="both to exit")
+        subprocess.run([sys.executable, str(REPO / "hack" / "cluster.py"), "up"], check=True, capture_output=True)
+        report("chaos: restarted kube-apiserver and etcd mid-study")
+
+        status = studies.wait_for_state("outage", "complete", "failed", timeout_s=240)
+    finally:
+        stop_operator(operator)
+    assert status["state"] == "complete", status.get("message")
+    assert status["progress"]["completedCells"] == 120
+
+
+def test_standby_replica_takes_over_within_30s_when_the_leader_dies(cluster: Cluster, unwatched_namespace: str) -> None:
+    namespace = unwatched_namespace
+    studies = Studies(cluster, namespace)
+    leases = client.CoordinationV1Api(cluster.api)
+    args = ("--namespace", namespace, "--leader-elect", "--lease-namespace", namespace)
+    replicas = [start_operator(cluster, LOGS / f"operator-{namespace}-{i}.log", *args) for i in range(2)]
+    try:
+        holder = eventually(lambda: leases.read_namespaced_lease("bentham-operator", namespace).spec.holder_identity,
+                            what="a leader")
+        leader = next(r for r in replicas if holder.endswith(f"-{r.process.pid}"))
+        standby = next(r for r in replicas if r is not leader)
+        studies.create(study("failover", queries=20, parallelism=6, pod_annotations={"sim.bentham.io/duration": "1s"}))
+        eventually(lambda: (studies.status("failover").get("progress") or {}).get("completedCells", 0) >= 6,
+                   what="some progress under the first leader")
+
+        kill_hard(leader)
+        killed_at = time.monotonic()
+        new_holder = eventually(
+            lambda: (h := leases.read_namespaced_lease("bentham-operator", namespace).spec.holder_identity) != holder
+            and h, timeout_s=45, what="the standby to take the lease")
+        takeover_s = time.monotonic() - killed_at
+        report(f"chaos: killed the leader; the standby took over in {takeover_s:.1f}s")
+
+        status = studies.wait_for_state("failover", "complete", "failed", timeout_s=180)
+    finally:
+        for replica in replicas:
+            if replica.process.poll() is None:
+                stop_operator(replica)
+    assert new_holder.endswith(f"-{standby.process.pid}")
+    assert takeover_s <= 30
+    assert status["state"] == "complete", status.get("message")
+    assert status["progress"]["completedCells"] == 40
