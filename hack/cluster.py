@@ -111,7 +111,9 @@ def build() -> Binaries:
     try:
         flags = link_flags()
         subprocess.run(["go", "build", *flags, "-o", str(staging / "controlplane"), "."], cwd=GO_MODULE, check=True)
-        subprocess.run(["go", "build", *flags, "-o", str(staging / "kwok"), "sigs.k8s.io/kwok/cmd/kwok"], cwd=GO_MODULE, check=True)
+        subprocess.run(
+            ["go", "build", *flags, "-o", str(staging / "kwok"), "sigs.k8s.io/kwok/cmd/kwok"], cwd=GO_MODULE, check=True
+        )
         # kwok's Stage CRD ships in its module; take it from the module cache the build just used.
         kwok_dir = Path(go(["list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"]))
         (staging / "kwok-crds").mkdir()

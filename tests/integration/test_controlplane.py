@@ -156,7 +156,8 @@ def test_deleting_an_owner_deletes_the_job_it_owns(
     reference = client.V1OwnerReference(
         api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid, block_owner_deletion=True
     )
-    batch.create_namespaced_job(namespace, job("owned", annotations={"sim.bentham.io/duration": "60s"}, owner=reference))
+    long_running = {"sim.bentham.io/duration": "60s"}
+    batch.create_namespaced_job(namespace, job("owned", annotations=long_running, owner=reference))
 
     core.delete_namespaced_config_map("owner", namespace, propagation_policy="Background")
 
