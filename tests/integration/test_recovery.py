@@ -138,7 +138,8 @@ def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
         for pid in pids:
             os.kill(pid, signal.SIGKILL)  # a crash: the API server's graceful stop waits on the etcd it lost
         eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), what="both to exit")
-        subprocess.run([sys.executable, str(REPO / "hack" / "cluster.py"), "up"], check=True, capture_output=True)
+        subprocess.run([sys.executable, str(REPO / "hack" / "cluster.py"), "up"], check=True, capture_output=True,
+                       env={**os.environ, "BENTHAM_CLUSTER_DIR": str(run_dir.parent)})
         report("chaos: restarted kube-apiserver and etcd mid-study")
 
         status = studies.wait_for_state("outage", "complete", "failed", timeout_s=240)
