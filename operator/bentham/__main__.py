@@ -32,9 +32,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                         help="Namespace of the leader Lease. Default: $POD_NAMESPACE, else default.")
     parser.add_argument("--lease-name", default="bentham-operator", help="Name of the leader Lease.")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="Serve Prometheus metrics on this port (same as $BENTHAM_METRICS_PORT; 0: off).")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log at DEBUG level.")
     args = parser.parse_args(argv)
 
+    if args.metrics_port is not None:
+        os.environ["BENTHAM_METRICS_PORT"] = str(args.metrics_port)  # read with the rest in OperatorConfig
     namespaces = args.namespace or [n for n in os.environ.get("BENTHAM_NAMESPACES", "").split(",") if n]
     kopf.configure(verbose=args.verbose)  # kopf's log format, for ours and its own
     import bentham.controller.handlers  # noqa: F401  (registers the handlers)

@@ -12,10 +12,13 @@ class OperatorConfig:
     """How long a woken study worker waits for the rest of a burst before deciding once."""
     watch_timeout_s: int = 300
     """Server-side timeout of each watch request; the watch then resumes from where it was."""
+    metrics_port: int = 0
+    """Port of the Prometheus endpoint (/metrics) on all addresses; 0 turns it off."""
 
     @classmethod
     def from_environment(cls) -> OperatorConfig:
         return cls(
             batch_window_s=float(os.environ.get("BENTHAM_BATCH_WINDOW_SECONDS", cls.batch_window_s)),
             watch_timeout_s=int(os.environ.get("BENTHAM_WATCH_TIMEOUT_SECONDS", cls.watch_timeout_s)),
+            metrics_port=int(os.environ.get("BENTHAM_METRICS_PORT", cls.metrics_port)),
         )

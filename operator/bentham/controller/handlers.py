@@ -16,6 +16,7 @@ import kopf
 from bentham.api.crd import GROUP, PLURAL, VERSION
 from bentham.controller.config import OperatorConfig
 from bentham.controller.kube import KubeWriter, load_api_client
+from bentham.controller.metrics import Metrics
 from bentham.controller.observe import JobSighting, PodSighting, job_sighting, pod_sighting
 from bentham.controller.workers import Sources, StudyKey, Workers
 from bentham.core.jobs import LABEL_STUDY, label_value
@@ -30,8 +31,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.server_timeout = config.watch_timeout_s
     settings.watching.client_timeout = config.watch_timeout_s + 30
     settings.networking.request_timeout = 60
+    metrics = Metrics()
     memo.config = config
-    memo.workers = Workers(KubeWriter(load_api_client()), batch_window_s=config.batch_window_s)
+    memo.workers = Workers(KubeWriter(load_api_client(), metrics), metrics, batch_window_s=config.batch_window_s)
+    metrics.watch_studies(memo.workers.gauges)
+    if config.metrics_port:
+        metrics.serve(config.metrics_port)
     log.info("bentham operator started: %s", config)
 
 

@@ -16,6 +16,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from bentham.api.crd import GROUP, KIND, PLURAL, VERSION
+from bentham.controller.metrics import Metrics
+from bentham.core.jobs import LABEL_ATTEMPT
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,11 @@ def load_api_client() -> client.ApiClient:
 class KubeWriter:
     """Every write the operator makes, each safe to repeat."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, metrics: Metrics) -> None:
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
-        self.status_writes = 0
+        self._metrics = metrics
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Creates the Job; False when it already exists (the attempt was started before)."""
@@ -58,6 +60,9 @@ class KubeWriter:
             if error.status == 409:
                 return False
             raise
+        self._metrics.cells_started.inc()
+        if int(body["metadata"]["labels"].get(LABEL_ATTEMPT, "1")) > 1:
+            self._metrics.cells_retried.inc()
         return True
 
     async def delete_job(self, namespace: str, name: str) -> None:
@@ -87,7 +92,7 @@ class KubeWriter:
             if error.status == 404:
                 return None
             raise
-        self.status_writes += 1
+        self._metrics.status_writes.inc()
         return dict(updated)
 
     async def post_event(self, study: StudyRef, type_: str, reason: str, message: str) -> None:

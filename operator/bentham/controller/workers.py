@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bentham.controller.kube import KubeWriter, StudyRef
+from bentham.controller.metrics import Metrics, StudyGauges
 from bentham.controller.observe import JobSighting, PodSighting, observed_jobs, parse_timestamp
 from bentham.core.reconcile import Decision, decide
 
@@ -55,9 +56,11 @@ def fresher_status(observed: Mapping[str, Any] | None, written: Mapping[str, Any
 
 
 class StudyWorker:
-    def __init__(self, key: StudyKey, writer: KubeWriter, sources: Sources, batch_window_s: float) -> None:
+    def __init__(self, key: StudyKey, writer: KubeWriter, sources: Sources, metrics: Metrics,
+                 batch_window_s: float) -> None:
         self.key = key
         self._writer = writer
+        self._metrics = metrics
         self._sources = sources
         self._batch_window_s = batch_window_s
         self._body: dict[str, Any] = {}
@@ -91,7 +94,8 @@ class StudyWorker:
             await asyncio.sleep(self._batch_window_s)  # let the rest of a burst arrive
             self._wake.clear()
             try:
-                await self.reconcile()
+                with self._metrics.reconcile_seconds.time():
+                    await self.reconcile()
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -137,6 +141,7 @@ class StudyWorker:
             if await self._writer.replace_status(study, decision.status) is None:
                 return  # the study is gone
             self._written_status = decision.status
+            self._count_outcomes(previous, decision.status)
         await asyncio.gather(*(self._writer.delete_job(study.namespace, name) for name in decision.delete))
         limit = asyncio.Semaphore(CREATE_CONCURRENCY)
 
@@ -149,11 +154,30 @@ class StudyWorker:
             await self._writer.post_event(study, event.type, event.reason, event.message)
 
 
+    def _count_outcomes(self, previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> None:
+        before, after = _progress(previous), _progress(current)
+        self._metrics.cells_completed.inc(max(0, after.get("completedCells", 0) - before.get("completedCells", 0)))
+        self._metrics.cells_failed.inc(max(0, after.get("failedCells", 0) - before.get("failedCells", 0)))
+
+    def gauges(self) -> StudyGauges:
+        status = fresher_status(self._body.get("status"), self._written_status) or {}
+        return StudyGauges(
+            state=status.get("state"),
+            at_risk=bool((status.get("deadline") or {}).get("atRisk")),
+            live_jobs=sum(1 for _ in self._sources.jobs(self.key)),
+        )
+
+
+def _progress(status: Mapping[str, Any] | None) -> Mapping[str, int]:
+    return (status or {}).get("progress") or {}
+
+
 class Workers:
     """The workers of every study the operator watches."""
 
-    def __init__(self, writer: KubeWriter, batch_window_s: float) -> None:
+    def __init__(self, writer: KubeWriter, metrics: Metrics, batch_window_s: float) -> None:
         self._writer = writer
+        self._metrics = metrics
         self._batch_window_s = batch_window_s
         self._workers: dict[StudyKey, StudyWorker] = {}
         self.sources: Sources | None = None
@@ -162,7 +186,9 @@ class Workers:
         worker = self._workers.get(key)
         if worker is None:
             assert self.sources is not None, "sources are set before the first study is seen"
-            worker = self._workers[key] = StudyWorker(key, self._writer, self.sources, self._batch_window_s)
+            worker = self._workers[key] = StudyWorker(
+                key, self._writer, self.sources, self._metrics, self._batch_window_s
+            )
             worker.start()
         worker.see(body)
 
@@ -179,6 +205,9 @@ class Workers:
     async def stop_all(self) -> None:
         for key in list(self._workers):
             await self.forget(key)
+
+    def gauges(self) -> list[StudyGauges]:
+        return [worker.gauges() for worker in list(self._workers.values())]
 
     def __len__(self) -> int:
         return len(self._workers)

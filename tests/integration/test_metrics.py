@@ -1,0 +1,52 @@
+"""The Prometheus endpoint, scraped while a study runs and after it ends."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import free_port, start_operator, stop_operator
+from tests.support import Cluster, Studies, eventually, study
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_a_study_while_it_runs_and_after(cluster: Cluster, unwatched_namespace: str) -> None:
+    port = free_port()
+    studies = Studies(cluster, unwatched_namespace)
+    operator = start_operator(cluster, REPO / ".cluster" / "logs" / f"operator-{unwatched_namespace}.log",
+                              "--namespace", unwatched_namespace, "--metrics-port", str(port))
+    try:
+        studies.create(study("scraped", queries=6, locations=("us-nyc", "uk-lon"), parallelism=4,
+                             pod_annotations={"sim.bentham.io/duration": "1s"}))
+        during = eventually(lambda: (m := scrape(port)).get(("bentham_live_jobs", ()), 0) > 0 and m,
+                            what="live Jobs in the metrics")
+        assert during[("bentham_live_jobs", ())] <= 4
+        assert during[("bentham_studies", (("state", "executing"),))] == 1
+        studies.wait_for_state("scraped", "complete")
+
+        after = eventually(lambda: (m := scrape(port))[("bentham_studies", (("state", "complete"),))] == 1 and m,
+                           what="the completed study in the metrics")
+    finally:
+        stop_operator(operator)
+
+    assert after[("bentham_cells_started_total", ())] == 12
+    assert after[("bentham_cells_completed_total", ())] == 12
+    assert after[("bentham_cells_failed_total", ())] == 0
+    assert after[("bentham_cells_retried_total", ())] == 0
+    assert after[("bentham_studies_at_risk", ())] == 0
+    assert 0 < after[("bentham_status_writes_total", ())] <= 12
+    assert after[("bentham_reconcile_duration_seconds_count", ())] > 0
+    assert after[("bentham_notification_failures_total", ())] == 0
