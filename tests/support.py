@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -193,3 +195,40 @@ def failing_pod_template(message: Mapping[str, Any] | None = None, exit_code: in
         f"      message: {text}\n"
         "{{ end }}\n"
     )
+
+
+class WebhookReceiver:
+    """A real HTTP server on 127.0.0.1 that records notifications; it can answer 500 or hang."""
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.mode = mode
+        self.received: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._release = threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                receiver.received.append(body)
+                receiver.headers.append(dict(self.headers))
+                if receiver.mode == "hang":
+                    receiver._release.wait(60)
+                self.send_response(500 if receiver.mode == "fail" else 204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/bentham"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        return [body for body in self.received if body.get("event") == event]
+
+    def close(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()

@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, JsonValue, model_validator
 
 from bentham.api.manifest import ApiModel, Manifest
 from bentham.api.rules import Rule, enforce
@@ -122,6 +123,64 @@ class Cancel(ApiModel):
     )
 
 
+class OnDeadlineMissed(StrEnum):
+    """What happens when the deadline passes with a required surface short of its threshold."""
+
+    HUMAN_INTERVENTION = "HumanIntervention"
+    FAIL = "Fail"
+
+
+# Failures that say "this surface is blocked for us", not "this answer was unlucky": an executor
+# error code or a verdict reason (see docs/executor.md).
+DEFAULT_INTERVENTION_FAILURES = ["AUTH_FAILED", "QUOTA_EXCEEDED", "CAPTCHA", "NotActualContent"]
+
+FailureName = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class Policy(ApiModel):
+    """How the operator watches the deadline and when it stops to ask a person (docs/lifecycle.md)."""
+
+    onDeadlineMissed: OnDeadlineMissed = Field(
+        default=OnDeadlineMissed.HUMAN_INTERVENTION,
+        description=(
+            "At the deadline, with a required surface below its threshold: HumanIntervention stops "
+            "starting cells and waits for a person (spec.interventionAck); Fail fails the study."
+        ),
+    )
+    atRiskMargin: float = Field(
+        default=0.8, ge=0, le=1,
+        description=(
+            "The study becomes at risk when its current rate falls below atRiskMargin x the required "
+            "rate; it is back on schedule once the current rate reaches the required rate. 0 turns the "
+            "rate rule off."
+        ),
+    )
+    noProgressFraction: float = Field(
+        default=0.25, ge=0, le=1,
+        description=(
+            "With no required cell completed yet, the study is at risk once this share of the time "
+            "from its creation to its deadline has passed, or when less than 15 minutes remain."
+        ),
+    )
+    consecutiveFailuresForIntervention: int = Field(
+        default=5, ge=1, le=1_000,
+        description=(
+            "Failed attempts in a row on one required surface, each with a failure listed in "
+            "interventionFailures, that stop the surface and ask for a person. A completed attempt "
+            "on the surface resets the count."
+        ),
+    )
+    interventionFailures: list[FailureName] = Field(
+        default_factory=lambda: list(DEFAULT_INTERVENTION_FAILURES),
+        max_length=64,
+        json_schema_extra={"default": list[JsonValue](DEFAULT_INTERVENTION_FAILURES)},
+        description=(
+            "Executor error codes (AUTH_FAILED, CAPTCHA) or verdict reasons (NotActualContent) that "
+            "count towards consecutiveFailuresForIntervention; other failures neither count nor reset."
+        ),
+    )
+
+
 class StudySpec(ApiModel):
     """What the tenant wants run, and how."""
 
@@ -141,6 +200,17 @@ class StudySpec(ApiModel):
     )
     notifications: Notifications | None = Field(
         default=None, description="A webhook that receives the study's events."
+    )
+    policy: Policy = Field(
+        default_factory=Policy, json_schema_extra={"default": {}},
+        description="Deadline, at-risk and human-intervention policy.",
+    )
+    interventionAck: str | None = Field(
+        default=None, min_length=1, max_length=253,
+        description=(
+            "Resumes a study waiting for a person: set it to any value other than "
+            "status.intervention.ack (a date, a ticket number). Fix the cause first."
+        ),
     )
 
     @model_validator(mode="after")

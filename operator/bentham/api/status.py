@@ -68,15 +68,62 @@ class Progress(StatusModel):
 
 
 class DeadlineStatus(StatusModel):
-    """Whether the study will make its deadline."""
+    """Whether the study will make its deadline (docs/lifecycle.md, "Deadlines")."""
 
     deadline: str | None = Field(default=None, description="The manifest's deadline (RFC 3339).")
-    timeRemainingSeconds: int | None = Field(default=None, description="Seconds until the deadline.")
-    requiredRate: float | None = Field(default=None, description="Cells per hour needed to finish in time.")
-    currentRate: float | None = Field(default=None, description="Cells per hour, over running (not paused) time.")
-    projectedCompletion: str | None = Field(default=None, description="When the study finishes at the current rate.")
-    bottleneckSurface: str | None = Field(default=None, description="The required surface furthest behind.")
+    timeRemainingSeconds: int | None = Field(default=None, description="Seconds until the deadline, 0 once passed.")
+    cellsNeeded: int | None = Field(
+        default=None, description="Required-surface cells still to complete for every threshold to be met."
+    )
+    requiredRate: float | None = Field(
+        default=None, description="Cells per hour needed to meet every threshold by the deadline."
+    )
+    currentRate: float | None = Field(
+        default=None, description="Required-surface cells completed per hour of running (not paused) time."
+    )
+    projectedCompletion: str | None = Field(
+        default=None, description="When the thresholds are met at the current rate (RFC 3339)."
+    )
+    bottleneckSurface: str | None = Field(
+        default=None, description="The required surface furthest behind its coverage threshold."
+    )
+    checkedAt: str | None = Field(
+        default=None, description="When the figures above were computed; they refresh at least every minute."
+    )
     atRisk: bool = Field(default=False, description="The study is projected to miss its deadline.")
+    atRiskSince: str | None = Field(default=None, description="When the study last became at risk (RFC 3339).")
+    escalationStage: int | None = Field(
+        default=None,
+        description=(
+            "While at risk, the stage last announced: 0 became at risk, 1 half the time to the deadline "
+            "used, 2 three quarters used."
+        ),
+    )
+    missed: bool = Field(
+        default=False,
+        description="This deadline passed with a required surface below its threshold; the policy was applied.",
+    )
+
+
+class Intervention(StatusModel):
+    """Why the study waits for a person, and what stopped meanwhile."""
+
+    reason: str = Field(max_length=128, description="The latest cause: SurfaceFailing or DeadlineMissed.")
+    message: str = Field(default="", max_length=4_096, description="What happened, each cause in turn.")
+    since: str = Field(description="When the intervention was first asked for (RFC 3339).")
+    blockedSurfaces: list[str] = Field(
+        default_factory=list, description="Required surfaces that start no cell until a person resumes the study."
+    )
+    allCellsStopped: bool = Field(
+        default=False, description="No cell of any surface starts (the deadline was missed)."
+    )
+    ack: str | None = Field(
+        default=None,
+        description=(
+            "spec.interventionAck when the intervention began; setting spec.interventionAck to any "
+            "other value resumes the study."
+        ),
+    )
 
 
 class Checkpoint(StatusModel):
@@ -103,6 +150,22 @@ class StudyStatus(StatusModel):
     checkpoint: Checkpoint | None = Field(default=None, description="The crash-recovery checkpoint.")
     parallelism: int | None = Field(
         default=None, description="Cells allowed in flight now (may be raised when at risk)."
+    )
+    parallelismChangedAt: str | None = Field(
+        default=None, description="When the operator last raised or lowered parallelism (RFC 3339)."
+    )
+    runningSeconds: int = Field(
+        default=0, description="Seconds spent running before runningSince; paused time never counts."
+    )
+    runningSince: str | None = Field(
+        default=None, description="When the current running stretch began (RFC 3339); absent when not running."
+    )
+    consecutiveFailures: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per required surface: failed attempts in a row that count towards human intervention.",
+    )
+    intervention: Intervention | None = Field(
+        default=None, description="Set while the study waits for a person (docs/lifecycle.md)."
     )
     warnings: list[str] = Field(default_factory=list, description="Accepted, but worth knowing (see docs).")
     startedAt: str | None = Field(default=None, description="When the first cell started (RFC 3339).")

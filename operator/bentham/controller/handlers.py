@@ -12,11 +12,13 @@ import logging
 from typing import Any
 
 import kopf
+from kubernetes.client import CoreV1Api
 
 from bentham.api.crd import GROUP, PLURAL, VERSION
 from bentham.controller.config import OperatorConfig
 from bentham.controller.kube import KubeWriter, load_api_client
 from bentham.controller.metrics import Metrics
+from bentham.controller.notifier import Notifier
 from bentham.controller.observe import JobSighting, PodSighting, job_sighting, pod_sighting
 from bentham.controller.workers import Sources, StudyKey, Workers
 from bentham.core.jobs import LABEL_STUDY, label_value
@@ -32,8 +34,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.client_timeout = config.watch_timeout_s + 30
     settings.networking.request_timeout = 60
     metrics = Metrics()
+    api = load_api_client()
+    notifier = Notifier(CoreV1Api(api), on_give_up=metrics.notification_failures.inc)
+    notifier.start()
     memo.config = config
-    memo.workers = Workers(KubeWriter(load_api_client(), metrics), metrics, batch_window_s=config.batch_window_s)
+    memo.notifier = notifier
+    memo.workers = Workers(KubeWriter(api, metrics), notifier, metrics, batch_window_s=config.batch_window_s)
     metrics.watch_studies(memo.workers.gauges)
     if config.metrics_port:
         metrics.serve(config.metrics_port)
@@ -43,6 +49,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.workers.stop_all()
+    await memo.notifier.stop()
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL_STUDY: kopf.PRESENT})

@@ -18,6 +18,7 @@ from typing import Any
 
 from bentham.controller.kube import KubeWriter, StudyRef
 from bentham.controller.metrics import Metrics, StudyGauges
+from bentham.controller.notifier import Notifier
 from bentham.controller.observe import JobSighting, PodSighting, observed_jobs, parse_timestamp
 from bentham.core.reconcile import Decision, decide
 
@@ -56,10 +57,11 @@ def fresher_status(observed: Mapping[str, Any] | None, written: Mapping[str, Any
 
 
 class StudyWorker:
-    def __init__(self, key: StudyKey, writer: KubeWriter, sources: Sources, metrics: Metrics,
+    def __init__(self, key: StudyKey, writer: KubeWriter, notifier: Notifier, sources: Sources, metrics: Metrics,
                  batch_window_s: float) -> None:
         self.key = key
         self._writer = writer
+        self._notifier = notifier
         self._metrics = metrics
         self._sources = sources
         self._batch_window_s = batch_window_s
@@ -152,6 +154,9 @@ class StudyWorker:
         await asyncio.gather(*(create(job.body) for job in decision.create))
         for event in decision.events:
             await self._writer.post_event(study, event.type, event.reason, event.message)
+        # Queued only now that the status records what they announce; delivery never blocks this loop.
+        self._notifier.enqueue(study.namespace, (self._body.get("spec") or {}).get("notifications"),
+                               decision.notifications)
 
 
     def _count_outcomes(self, previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> None:
@@ -175,8 +180,9 @@ def _progress(status: Mapping[str, Any] | None) -> Mapping[str, int]:
 class Workers:
     """The workers of every study the operator watches."""
 
-    def __init__(self, writer: KubeWriter, metrics: Metrics, batch_window_s: float) -> None:
+    def __init__(self, writer: KubeWriter, notifier: Notifier, metrics: Metrics, batch_window_s: float) -> None:
         self._writer = writer
+        self._notifier = notifier
         self._metrics = metrics
         self._batch_window_s = batch_window_s
         self._workers: dict[StudyKey, StudyWorker] = {}
@@ -187,7 +193,7 @@ class Workers:
         if worker is None:
             assert self.sources is not None, "sources are set before the first study is seen"
             worker = self._workers[key] = StudyWorker(
-                key, self._writer, self.sources, self._metrics, self._batch_window_s
+                key, self._writer, self._notifier, self.sources, self._metrics, self._batch_window_s
             )
             worker.start()
         worker.see(body)

@@ -17,6 +17,11 @@ Modules, one concept each:
 - `outcomes` and `fanout`: recording finished attempts, and choosing the cells to start.
 - `jobs`: the batch/v1 Job of one attempt.
 - `conditions`, `cell_events`, `study_status`: what the new status and the events say.
+- `running_time`, `deadlines` and `escalation`: time spent running, the deadline's figures and
+  the at-risk rule, and what being at risk does (announcements by stage, parallelism boost).
+- `intervention`: surfaces failing again and again, and resuming with `spec.interventionAck`.
+- `notifications` and `notify`: the webhook messages a decision notes, and their wire format
+  and delivery schedule.
 - `decision` and `reconcile`: the decider and what it returns.
 - `timestamps`: RFC 3339 as the status stores it.
 """

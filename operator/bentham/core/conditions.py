@@ -5,6 +5,10 @@ Four conditions, always present so `kubectl wait --for=condition=...` works from
 - `Ready`: True once the study is complete (its results are ready to use);
 - `Complete`, `Failed`, `Paused`: True while the study is in that state.
 
+A study with a deadline has a fifth, `AtRisk` (`at_risk_condition`), True while it is
+projected to miss the deadline, with the at-risk rule's reason (`BehindSchedule`, `NoProgress`,
+`DeadlinePassed`; `OnSchedule` or `ThresholdsMet` when False, the state's reason once ended).
+
 Every condition carries the state's CamelCase reason (`Executing`, `Paused`, `Complete`,
 `Cancelled`, or the failure's own reason such as `InvalidSpec`). A condition's
 `lastTransitionTime` moves only when its status flips, as the API conventions ask.
@@ -58,6 +62,37 @@ def conditions_for(
     # Conditions others may have added (AtRisk, later) stay as they are.
     conditions.extend(c for c in previous if c.type not in CONDITION_TYPES)
     return conditions
+
+
+AT_RISK = "AtRisk"
+
+
+def at_risk_condition(
+    at_risk: bool,
+    *,
+    reason: str,
+    message: str,
+    previous: Sequence[Condition],
+    generation: int,
+    now: datetime,
+) -> Condition:
+    """The AtRisk condition, keeping its lastTransitionTime unless its status flips."""
+    status = "True" if at_risk else "False"
+    old = next((c for c in previous if c.type == AT_RISK), None)
+    return Condition(
+        type=AT_RISK,
+        status=status,
+        reason=reason[:MAX_REASON],
+        message=clip(message),
+        lastTransitionTime=old.lastTransitionTime if old is not None and old.status == status else rfc3339(now),
+        observedGeneration=generation,
+    )
+
+
+def with_condition(conditions: Sequence[Condition], condition: Condition) -> list[Condition]:
+    """`conditions` with `condition` replacing the one of its type, or added at the end."""
+    kept = [c if c.type != condition.type else condition for c in conditions]
+    return kept if any(c.type == condition.type for c in conditions) else [*kept, condition]
 
 
 def clip(message: str, limit: int = MAX_MESSAGE) -> str:

@@ -53,3 +53,8 @@ def shortfalls(progress: Progress, threshold: float) -> list[Shortfall]:
 def required_settled(progress: Progress) -> bool:
     """Whether every cell of every required surface completed or failed for good."""
     return all(c.pending == 0 and c.executing == 0 for c in required_surfaces(progress).values())
+
+
+def thresholds_met(progress: Progress, threshold: float) -> bool:
+    """Whether every required surface's completed/total already reaches `threshold`."""
+    return all(meets_threshold(c.completed, c.total, threshold) for c in required_surfaces(progress).values())

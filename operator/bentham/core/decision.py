@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -33,6 +33,33 @@ class StudyEvent:
     message: str
 
 
+NotificationEvent = Literal[
+    "study.created",
+    "study.started",
+    "study.paused",
+    "study.resumed",
+    "study.cancelled",
+    "study.completed",
+    "study.failed",
+    "study.at_risk",
+    "study.needs_intervention",
+    "cell.failed",
+]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A message for the study's webhook (see docs/lifecycle.md, "Notifications").
+
+    `id` is the same whenever the same occurrence is decided again (a status write lost and the
+    decision redone), so the receiver can de-duplicate on it; `payload` is JSON-able as it is.
+    """
+
+    event: NotificationEvent
+    id: str
+    payload: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class JobToCreate:
     """A Job to create; an AlreadyExists answer means it was created before and is fine."""
@@ -45,7 +72,7 @@ class JobToCreate:
 
 @dataclass(frozen=True)
 class Decision:
-    """Everything the shell applies, in this order: create, write status, delete, post events."""
+    """Everything the shell applies: write status, delete, create, then post events and send notifications."""
 
     status: dict[str, Any]
     """The complete new status."""
@@ -54,4 +81,6 @@ class Decision:
     """Jobs whose outcome `status` records (or that must stop): delete after the status write."""
     events: list[StudyEvent]
     requeue_after: float | None
-    """Seconds until the decider must run again even if nothing happens (a retry falls due)."""
+    """Seconds until the decider must run again even if nothing happens (a retry or a deadline check)."""
+    notifications: list[Notification] = field(default_factory=list)
+    """Webhook messages to send after the status write succeeded, in order; never before it."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from bentham.api.status import Progress, StudyState
-from bentham.core.decision import StudyEvent
+from bentham.core.decision import NotificationEvent, StudyEvent
+from bentham.core.notifications import Note
 from bentham.core.states import move
+from bentham.core.timestamps import rfc3339_millis
 
 # The CamelCase reason of each state, for conditions when no more specific reason applies.
 STATE_REASONS: dict[StudyState, str] = {
@@ -23,12 +26,31 @@ STATE_REASONS: dict[StudyState, str] = {
 }
 
 
-class Lifecycle:
-    """The state through one decision's moves, each checked by the state machine."""
+# The notification announcing an announced move into each state; executing is started or resumed.
+_NOTIFIED_ON_ENTRY: dict[StudyState, NotificationEvent] = {
+    StudyState.MANIFEST_RECEIVED: "study.created",
+    StudyState.PAUSED: "study.paused",
+    StudyState.COMPLETE: "study.completed",
+    StudyState.FAILED: "study.failed",
+    StudyState.CANCELLED: "study.cancelled",
+}
+_ONCE_IN_A_LIFE = {StudyState.MANIFEST_RECEIVED, StudyState.COMPLETE, StudyState.FAILED, StudyState.CANCELLED}
 
-    def __init__(self, state: StudyState | None) -> None:
+
+class Lifecycle:
+    """The state through one decision's moves, each checked by the state machine.
+
+    Every announced move (one with a reason) posts an event; moves into manifest_received,
+    executing, paused and the terminal states also note a notification. The first announced
+    move into executing is the study's start, later ones are resumes. `now` dates the notes.
+    """
+
+    def __init__(self, state: StudyState | None, *, started: bool = False, now: datetime | None = None) -> None:
         self.state = state
+        self.started = started
+        self.now = now
         self.events: list[StudyEvent] = []
+        self.notes: list[Note] = []
         self.reason: str | None = None
         """The reason the status keeps for the current state, when more specific than its name."""
         self.message: str | None = None
@@ -50,6 +72,18 @@ class Lifecycle:
         self.reason, self.message = None, None
         if reason is not None:
             self.events.append(StudyEvent(kind, reason, message))
+            self._note(target, reason, message)
+
+    def _note(self, target: StudyState, reason: str, message: str) -> None:
+        event = _NOTIFIED_ON_ENTRY.get(target)
+        if target is StudyState.EXECUTING:
+            event = "study.resumed" if self.started else "study.started"
+            self.started = True
+        if event is None:
+            return
+        once = target in _ONCE_IN_A_LIFE or event == "study.started"
+        moment = rfc3339_millis(self.now) if self.now is not None else ""
+        self.notes.append(Note(event, None if once else moment, reason, message))
 
     def end(self, target: StudyState, reason: str, message: str) -> None:
         """Moves to a terminal state whose reason and message the status keeps."""
@@ -57,20 +91,44 @@ class Lifecycle:
         self.move(target, reason, message, kind=kind)
         self.reason, self.message = reason, message
 
-    def follow_pause(self, *, paused: bool, cells: int, in_flight: int) -> None:
-        """Moves between queued, executing and paused as `spec.paused` asks."""
-        if self.state is StudyState.QUEUED:
+    def start(self, *, paused: bool, cells: int) -> None:
+        """Moves a queued study on: to executing, or to paused when created with spec.paused."""
+        if self.state is not StudyState.QUEUED:
+            return
+        if paused:
+            self.move(StudyState.PAUSED, "Paused", "Created paused: no cell starts until spec.paused is false")
+        else:
+            self.move(StudyState.EXECUTING, "Started", f"Started: {cells} cells")
+
+    def follow(self, *, paused: bool, waiting: str | None, in_flight: int) -> None:
+        """Moves between executing, paused and human_intervention_required as the spec asks.
+
+        `waiting` is the open intervention's message (None when none is open): an open
+        intervention keeps an unpaused study in human_intervention_required. Its opening was
+        announced already; the move into it is announced only when unpausing leads back to it.
+        """
+        if self.state is StudyState.EXECUTING:
             if paused:
-                self.move(StudyState.PAUSED, "Paused", "Created paused: no cell starts until spec.paused is false")
+                self.move(StudyState.PAUSED, "Paused", f"Paused: no new cell starts; {in_flight} in flight may finish")
+            elif waiting is not None:
+                self.move(StudyState.HUMAN_INTERVENTION_REQUIRED, None)
+        elif self.state is StudyState.PAUSED and not paused:
+            if waiting is not None:
+                # The state machine has no paused → human_intervention_required: pass through executing.
+                self.move(StudyState.EXECUTING, None)
+                self.move(
+                    StudyState.HUMAN_INTERVENTION_REQUIRED,
+                    "HumanInterventionRequired",
+                    f"Unpaused, but still waiting for a person: {waiting}",
+                    kind="Warning",
+                )
             else:
-                self.move(StudyState.EXECUTING, "Started", f"Started: {cells} cells")
-        elif self.state in (StudyState.PAUSED, StudyState.HUMAN_INTERVENTION_REQUIRED):
-            if not paused:
                 self.move(StudyState.EXECUTING, "Resumed", "Resumed: cells start again")
-            elif self.state is StudyState.HUMAN_INTERVENTION_REQUIRED:
-                self.move(StudyState.PAUSED, "Paused", "Paused")
-        elif self.state is StudyState.EXECUTING and paused:
-            self.move(StudyState.PAUSED, "Paused", f"Paused: no new cell starts; {in_flight} in flight may finish")
+        elif self.state is StudyState.HUMAN_INTERVENTION_REQUIRED:
+            if paused:
+                self.move(StudyState.PAUSED, "Paused", f"Paused: no new cell starts; {in_flight} in flight may finish")
+            elif waiting is None:
+                self.move(StudyState.EXECUTING, "Resumed", "Resumed by spec.interventionAck: cells start again")
 
 
 def state_message(state: StudyState, progress: Progress | None) -> str:

@@ -72,10 +72,12 @@ class Verdict:
     """CamelCase, for machines: Passed, ExecutorError, NotActualContent, ResponseTooShort, ..."""
     message: str
     retryable: bool
+    code: str | None = None
+    """The executor's error code (AUTH_FAILED, CAPTCHA, ...) when it reported one."""
 
     @classmethod
-    def failure(cls, reason: str, message: str, *, retryable: bool = True) -> Verdict:
-        return cls(passed=False, reason=reason, message=message, retryable=retryable)
+    def failure(cls, reason: str, message: str, *, retryable: bool = True, code: str | None = None) -> Verdict:
+        return cls(passed=False, reason=reason, message=message, retryable=retryable, code=code)
 
 
 PASSED = Verdict(passed=True, reason="Passed", message="the result passed every quality gate", retryable=False)
@@ -144,7 +146,7 @@ def _executor_error(error: CellError | None) -> Verdict:
         return Verdict.failure("ExecutorError", "the executor reported failure without an error")
     never = error.code in NEVER_RETRIED_CODES
     text = f"{error.code}: {error.message}" if error.message else error.code
-    return Verdict.failure("ExecutorError", text, retryable=error.retryable and not never)
+    return Verdict.failure("ExecutorError", text, retryable=error.retryable and not never, code=error.code)
 
 
 def _first_problem(error: ValidationError) -> str:

@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from bentham.api.manifest import Manifest
-from bentham.api.status import DeadlineStatus, StudyState, StudyStatus
+from bentham.api.status import Condition, DeadlineStatus, Intervention, StudyStatus
 from bentham.core.checkpoint import CellRecord, write_checkpoint
-from bentham.core.conditions import clip, conditions_for
+from bentham.core.conditions import AT_RISK, at_risk_condition, clip, conditions_for, with_condition
 from bentham.core.lifecycle import STATE_REASONS, Lifecycle, state_message
 from bentham.core.progress import progress_of
+from bentham.core.running_time import RunningTime, is_running, running_time_of
 from bentham.core.states import is_terminal
 from bentham.core.timestamps import rfc3339
 
@@ -27,6 +28,35 @@ class RecordedCells:
     in_flight_jobs: list[str]
 
 
+@dataclass(frozen=True)
+class Tracking:
+    """What a decision tracks besides the state and the cells."""
+
+    running: RunningTime
+    """Running time as it stood before this decision; `compose_status` ends or starts a stretch."""
+    deadline: DeadlineStatus | None
+    at_risk: Condition | None
+    consecutive_failures: dict[str, int]
+    intervention: Intervention | None
+    parallelism: int | None
+    parallelism_changed_at: str | None
+    message: str | None = None
+    """The status message, when the state has none of its own (waiting for a person)."""
+
+
+def carried_tracking(previous: StudyStatus) -> Tracking:
+    """The previous status's tracking, unchanged (a decision that ends before reading the cells)."""
+    return Tracking(
+        running=running_time_of(previous),
+        deadline=previous.deadline,
+        at_risk=None,
+        consecutive_failures=dict(previous.consecutiveFailures),
+        intervention=previous.intervention,
+        parallelism=previous.parallelism,
+        parallelism_changed_at=previous.parallelismChangedAt,
+    )
+
+
 def compose_status(
     life: Lifecycle,
     *,
@@ -35,11 +65,15 @@ def compose_status(
     now: datetime,
     cells: RecordedCells | None = None,
     warnings: list[str] | None = None,
-    parallelism: int | None = None,
+    tracking: Tracking | None = None,
 ) -> dict[str, Any]:
-    """The complete new status, as the API stores it. Without `cells`, the previous counts stand."""
+    """The complete new status, as the API stores it. Without `cells`, the previous counts stand.
+
+    In a terminal state the study stops running, is no longer at risk and waits for nobody.
+    """
     assert life.state is not None
-    progress, checkpoint, deadline = previous.progress, previous.checkpoint, previous.deadline
+    tracking = tracking if tracking is not None else carried_tracking(previous)
+    progress, checkpoint = previous.progress, previous.checkpoint
     if cells is not None:
         progress = progress_of(cells.manifest, cells.records)
         checkpoint = write_checkpoint(
@@ -49,32 +83,50 @@ def compose_status(
             in_flight=cells.in_flight_jobs,
             now=now,
         )
-        given = cells.manifest.deadline
-        deadline = DeadlineStatus(deadline=rfc3339(given)) if given is not None else None
     reason = life.reason or STATE_REASONS[life.state]
-    message = clip(life.message or state_message(life.state, progress))
+    message = clip(life.message or tracking.message or state_message(life.state, progress))
+    deadline, at_risk, intervention = tracking.deadline, tracking.at_risk, tracking.intervention
+    ended = is_terminal(life.state)
+    if ended:
+        intervention = None
+        if deadline is not None:
+            deadline = deadline.model_copy(update={"atRisk": False, "atRiskSince": None, "escalationStage": None})
+        if at_risk is not None or any(c.type == AT_RISK for c in previous.conditions):
+            at_risk = at_risk_condition(
+                False, reason=reason, message=message, previous=previous.conditions, generation=generation, now=now
+            )
+    running_now = is_running(life.state, all_cells_stopped=intervention is not None and intervention.allCellsStopped)
+    running = tracking.running.follow(running=running_now, now=now)
     started_at = previous.startedAt
-    if started_at is None and life.state is StudyState.EXECUTING:
+    if started_at is None and running_now:
         started_at = rfc3339(now)
+    conditions = conditions_for(
+        life.state,
+        reason=reason,
+        message=message,
+        previous=previous.conditions,
+        generation=generation,
+        now=now,
+    )
+    if at_risk is not None:
+        conditions = with_condition(conditions, at_risk)
     status = StudyStatus(
         state=life.state,
         message=message,
         observedGeneration=generation,
-        conditions=conditions_for(
-            life.state,
-            reason=reason,
-            message=message,
-            previous=previous.conditions,
-            generation=generation,
-            now=now,
-        ),
+        conditions=conditions,
         progress=progress,
         deadline=deadline,
         checkpoint=checkpoint,
-        parallelism=parallelism if parallelism is not None else previous.parallelism,
+        parallelism=tracking.parallelism,
+        parallelismChangedAt=tracking.parallelism_changed_at,
+        runningSeconds=running.seconds,
+        runningSince=running.since,
+        consecutiveFailures=tracking.consecutive_failures,
+        intervention=intervention,
         warnings=warnings if warnings is not None else previous.warnings,
         startedAt=started_at,
-        completedAt=previous.completedAt or (rfc3339(now) if is_terminal(life.state) else None),
+        completedAt=previous.completedAt or (rfc3339(now) if ended else None),
     )
     return dump_status(status)
 

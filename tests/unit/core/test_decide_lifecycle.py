@@ -75,7 +75,17 @@ def test_naive_times_are_taken_as_utc() -> None:
 
 def test_deadline_is_recorded_in_status() -> None:
     decision = Study(make_spec(deadline="2030-02-01T00:00:00Z")).decide()
-    assert decision.status["deadline"] == {"deadline": "2030-02-01T00:00:00Z", "atRisk": False}
+    # 8 required cells at a 0.95 threshold, 732 hours before the deadline, nothing run yet.
+    assert decision.status["deadline"] == {
+        "deadline": "2030-02-01T00:00:00Z",
+        "timeRemainingSeconds": 2_635_200,
+        "cellsNeeded": 8,
+        "requiredRate": 0.01093,
+        "bottleneckSurface": "openai-api",
+        "checkedAt": "2030-01-01T12:00:00Z",
+        "atRisk": False,
+        "missed": False,
+    }
 
 
 def test_warnings_are_recorded_and_announced_once() -> None:

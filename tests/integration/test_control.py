@@ -1,0 +1,206 @@
+"""Pause, resume, cancel, deadlines with escalation, and notifications, on the real control plane.
+
+Time is compressed: deadlines a minute or two away, and kwok pods that run for seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import OperatorProcess
+from tests.support import Cluster, Studies, WebhookReceiver, eventually, kwok_stage, study
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+def in_seconds(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def job_names(studies: Studies, name: str) -> set[str]:
+    return {job.metadata.name for job in studies.jobs(name)}
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def slow_pods_template() -> str:
+    """A Stage template that leaves selected pods running (kwok's default would end them)."""
+    return "phase: Running\n"
+
+
+def test_pausing_stops_new_jobs_and_resuming_finishes_the_study(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, webhook: WebhookReceiver
+) -> None:
+    studies = Studies(cluster, namespace)
+    body = study("pausable", queries=6, parallelism=2, pod_annotations={"sim.bentham.io/duration": "2s"})
+    body["spec"]["notifications"] = {"webhookUrl": webhook.url}
+    studies.create(body)
+    eventually(lambda: len(job_names(studies, "pausable")) == 2, what="the first Jobs")
+
+    studies.patch_spec("pausable", {"paused": True})
+    status = studies.wait_for_state("pausable", "paused", timeout_s=30)
+    assert condition(status, "Paused")["status"] == "True"
+    seen = job_names(studies, "pausable")
+    deadline = time.monotonic() + 6  # longer than an attempt: in-flight cells end, none start
+    while time.monotonic() < deadline:
+        seen |= job_names(studies, "pausable")
+        time.sleep(0.2)
+    paused = studies.status("pausable")
+    assert len(seen) <= 4, seen  # at most the ones in flight when the pause was seen, and none after
+    assert paused["progress"]["executingCells"] == 0
+
+    studies.patch_spec("pausable", {"paused": False})
+    final = studies.wait_for_state("pausable", "complete", timeout_s=120)
+    assert final["progress"]["completedCells"] == 12
+    events = [body["event"] for body in webhook.received]
+    for expected in ("study.created", "study.started", "study.paused", "study.resumed", "study.completed"):
+        assert expected in events, events
+
+
+def test_study_paused_as_its_last_cell_ended_completes_on_resume(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    studies = Studies(cluster, namespace)
+    studies.create(study("last-cell", queries=1, locations=("us-nyc", "uk-lon"), parallelism=2,
+                         pod_annotations={"sim.bentham.io/duration": "3s"}))
+    eventually(lambda: len(job_names(studies, "last-cell")) == 2, what="both Jobs")
+    studies.patch_spec("last-cell", {"paused": True})
+    studies.wait_for_state("last-cell", "paused", timeout_s=30)
+
+    recorded = eventually(
+        lambda: (s := studies.status("last-cell"))["progress"]["completedCells"] == 2 and s,
+        what="both cells to end while paused")
+    assert recorded["state"] == "paused"
+
+    studies.patch_spec("last-cell", {"paused": False})
+    assert studies.wait_for_state("last-cell", "complete", timeout_s=30)["progress"]["summary"] == "2/2"
+
+
+def test_cancel_leaves_no_job_behind_and_keeps_the_record(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    studies = Studies(cluster, namespace)
+    studies.create(study("doomed", queries=4, parallelism=3, pod_annotations={"sim.bentham.io/duration": "3s"}))
+    eventually(lambda: len(job_names(studies, "doomed")) == 3, what="the Jobs in flight")
+
+    studies.patch_spec("doomed", {"cancel": {"reason": "the client withdrew the brief"}})
+    status = studies.wait_for_state("doomed", "cancelled", timeout_s=30)
+
+    eventually(lambda: not studies.jobs("doomed"), what="every Job to go")
+    assert "the client withdrew the brief" in status["message"]
+    assert status["progress"]["totalCells"] == 8
+    assert status["checkpoint"]["cells"]
+    time.sleep(2)
+    assert studies.status("doomed")["state"] == "cancelled"
+    assert not studies.jobs("doomed")
+
+
+def test_study_that_cannot_make_its_deadline_is_flagged_notified_once_and_gets_more_parallelism(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, webhook: WebhookReceiver
+) -> None:
+    studies = Studies(cluster, namespace)
+    body = study("behind", queries=20, parallelism=2, pod_annotations={"sim.bentham.io/duration": "4s"},
+                 deadline=in_seconds(240))
+    body["spec"]["executor"]["maxParallelism"] = 6
+    body["spec"]["notifications"] = {"webhookUrl": webhook.url}
+    studies.create(body)
+
+    flagged = eventually(lambda: (s := studies.status("behind")).get("deadline", {}).get("atRisk") and s,
+                         timeout_s=60, what="the study to be flagged at risk")
+    assert condition(flagged, "AtRisk")["status"] == "True"
+    raised = eventually(lambda: (s := studies.status("behind")).get("parallelism", 2) > 2 and s,
+                        timeout_s=60, what="parallelism to rise")
+    assert raised["parallelism"] <= 6
+    deadline_status = raised["deadline"]
+    for field in ("timeRemainingSeconds", "requiredRate", "bottleneckSurface"):
+        assert deadline_status.get(field) is not None, deadline_status
+    time.sleep(3)  # later reconciles must not announce the same stretch again
+    assert len(webhook.events("study.at_risk")) == 1, webhook.events("study.at_risk")
+    studies.patch_spec("behind", {"cancel": {"reason": "test over"}})
+
+
+def test_study_with_no_progress_near_its_deadline_is_flagged(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    studies = Studies(cluster, namespace)
+    studies.create(study("stuck", queries=2, parallelism=2, pod_annotations={"sim.bentham.io/duration": "600s"},
+                         deadline=in_seconds(300)))
+
+    status = eventually(lambda: (s := studies.status("stuck")).get("deadline", {}).get("atRisk") and s,
+                        timeout_s=60, what="a study without progress to be flagged")
+    assert status["progress"]["completedCells"] == 0
+    studies.patch_spec("stuck", {"cancel": {"reason": "test over"}})
+
+
+def test_at_the_deadline_a_study_whose_required_surfaces_are_done_completes_and_stops_optional_cells(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    studies = Studies(cluster, namespace)
+    with kwok_stage(cluster, namespace, {"bentham.io/surface": "grok"}, slow_pods_template(), delay="600s"):
+        studies.create(study("optional-slow", required=("openai-api",), optional=("grok",), queries=1,
+                             parallelism=4, deadline=in_seconds(25)))
+        eventually(lambda: studies.status("optional-slow").get("progress", {}).get("completedCells") == 2,
+                   what="the required cells")
+        assert studies.status("optional-slow")["state"] == "executing"  # an optional cell is still in flight
+
+        status = studies.wait_for_state("optional-slow", "complete", "failed", "human_intervention_required",
+                                        timeout_s=90)
+    assert status["state"] == "complete"
+    eventually(lambda: not studies.jobs("optional-slow"), what="the optional Jobs to stop")
+
+
+@pytest.mark.parametrize(("policy", "outcome"), [({}, "human_intervention_required"),
+                                                 ({"onDeadlineMissed": "Fail"}, "failed")])
+def test_at_the_deadline_a_study_short_of_its_thresholds_follows_its_policy(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, policy: dict[str, str], outcome: str
+) -> None:
+    studies = Studies(cluster, namespace)
+    body = study("late", queries=2, parallelism=2, pod_annotations={"sim.bentham.io/duration": "600s"},
+                 deadline=in_seconds(20))
+    body["spec"]["policy"] = policy
+    studies.create(body)
+
+    status = studies.wait_for_state("late", "human_intervention_required", "failed", "complete", timeout_s=90)
+
+    assert status["state"] == outcome
+    assert "deadline" in status["message"].lower()
+
+
+def test_a_webhook_that_fails_or_hangs_does_not_slow_the_study(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    studies = Studies(cluster, namespace)
+    failing, hanging = WebhookReceiver("fail"), WebhookReceiver("hang")
+    try:
+        started = time.monotonic()
+        for name, receiver in (("to-failing", failing), ("to-hanging", hanging)):
+            body = study(name, queries=3, parallelism=6)
+            body["spec"]["notifications"] = {"webhookUrl": receiver.url}
+            studies.create(body)
+        for name in ("to-failing", "to-hanging"):
+            studies.wait_for_state(name, "complete", timeout_s=60)
+        elapsed = time.monotonic() - started
+
+        retried = eventually(lambda: any(len([b for b in failing.received if b["id"] == first["id"]]) > 1
+                                         for first in failing.received) or None,
+                             timeout_s=20, what="a failed delivery to be retried")
+    finally:
+        failing.close()
+        hanging.close()
+    assert retried
+    assert hanging.received, "the hanging webhook was called"
+    assert elapsed < 30, f"two 6-cell studies took {elapsed:.0f}s beside a bad webhook"
