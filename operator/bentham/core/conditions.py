@@ -89,6 +89,25 @@ def at_risk_condition(
     )
 
 
+SPEC_VALID = "SpecValid"
+
+
+def spec_valid_condition(
+    valid: bool, *, reason: str, message: str, previous: Sequence[Condition], generation: int, now: datetime
+) -> Condition:
+    """The SpecValid condition, present only once a running study's spec has turned invalid."""
+    status = "True" if valid else "False"
+    old = next((c for c in previous if c.type == SPEC_VALID), None)
+    return Condition(
+        type=SPEC_VALID,
+        status=status,
+        reason=reason[:MAX_REASON],
+        message=clip(message),
+        lastTransitionTime=old.lastTransitionTime if old is not None and old.status == status else rfc3339(now),
+        observedGeneration=generation,
+    )
+
+
 def with_condition(conditions: Sequence[Condition], condition: Condition) -> list[Condition]:
     """`conditions` with `condition` replacing the one of its type, or added at the end."""
     kept = [c if c.type != condition.type else condition for c in conditions]

@@ -11,8 +11,9 @@ A study's life, in one or more calls (docs/lifecycle.md tells it for users):
 - new: `manifest_received → validating → queued → executing` (or `→ paused` when created
   with `spec.paused: true`), one event per move; an invalid spec ends in `failed`
   (`InvalidSpec`, `DeadlineInPast`). The spec is validated on every call: a spec that turns
-  invalid later (a CRD installed without its rules) also fails the study, since its cells can
-  no longer be read.
+  invalid later (an edit the API server let through, or a CRD newer than this operator during
+  an upgrade) *holds* the study instead (condition `SpecValid=False`, nothing started, judged or
+  deleted) until it reads again.
 - executing: finished attempts are judged and recorded, retries wait out their backoff, and the
   free slots (`parallelism` minus attempts in flight) are filled in the fair start order.
 - completion: once every cell of every required surface has completed or failed for good (so
@@ -56,7 +57,14 @@ from bentham.api.validation import Invalid, validate_spec
 from bentham.core.cell_events import cell_events
 from bentham.core.cells import cell_at, job_name
 from bentham.core.checkpoint import CellRecord, CellState, CheckpointUnreadable, fresh_records, read_records
-from bentham.core.conditions import AT_RISK, at_risk_condition, clip
+from bentham.core.conditions import (
+    AT_RISK,
+    SPEC_VALID,
+    at_risk_condition,
+    clip,
+    spec_valid_condition,
+    with_condition,
+)
 from bentham.core.coverage import required_settled, shortfalls, thresholds_met
 from bentham.core.deadlines import DEADLINE_CHECK_SECONDS, DeadlineFigures, assess_risk, deadline_figures
 from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
@@ -125,11 +133,16 @@ def decide(
         life.move(StudyState.EXECUTING, None)  # Never stored by this decider; carry on from executing.
 
     validation = validate_spec(spec, created_at=created_at, now=now)
+    if isinstance(validation, Invalid) and life.state not in _BEFORE_VALIDATION:
+        return _hold(validation, previous, generation, now)
     if isinstance(validation, Invalid):
         if life.state is StudyState.MANIFEST_RECEIVED:
             life.move(StudyState.VALIDATING, "Validating", "Validating the spec")
         problem = "Invalid spec: " + "; ".join(validation.errors)
         return _end(life, StudyState.FAILED, validation.reason, problem, previous, generation, now, every_job, study)
+    previous, revalidated = _spec_valid_again(previous, generation, now)
+    if revalidated:
+        life.events.append(revalidated)
     new_warnings = [w for w in validation.warnings if w not in previous.warnings]
     if new_warnings:
         life.events.append(StudyEvent("Warning", "SpecWarnings", "; ".join(new_warnings)))
@@ -166,6 +179,43 @@ def decide(
         warnings=validation.warnings,
     )
     return run.advance(stored, jobs, every_job)
+
+
+_BEFORE_VALIDATION = (StudyState.MANIFEST_RECEIVED, StudyState.VALIDATING)
+
+
+def _hold(validation: Invalid, previous: StudyStatus, generation: int, now: datetime) -> Decision:
+    """A study that was valid and no longer is: stop deciding, change nothing, say why.
+
+    Nothing a running study has done is undone by a spec that cannot be read: it is a spec edit
+    to fix, or a CRD newer than this operator (fields it does not know) during an upgrade. Cells
+    neither start nor get judged (the gates are in the spec); Jobs in flight are left alone; the
+    study carries on from its checkpoint once the spec reads again.
+    """
+    problem = "Invalid spec: " + "; ".join(validation.errors)
+    condition = spec_valid_condition(
+        False, reason=validation.reason, message=problem, previous=previous.conditions, generation=generation, now=now
+    )
+    already_held = any(c.type == SPEC_VALID and c.status == "False" and c.message == condition.message
+                       for c in previous.conditions)
+    held = previous.model_copy(update={
+        "conditions": with_condition(previous.conditions, condition),
+        "message": clip(f"{problem}. Holding: no cell starts or is judged until the spec is valid again."),
+    })
+    events = [] if already_held else [StudyEvent("Warning", "SpecInvalid", problem)]
+    return Decision(status=dump_status(held), create=[], delete=[], events=events, requeue_after=None)
+
+
+def _spec_valid_again(previous: StudyStatus, generation: int, now: datetime) -> tuple[StudyStatus, StudyEvent | None]:
+    """Ends a hold (see `_hold`): the SpecValid condition turns True, once, with an Event."""
+    if not any(c.type == SPEC_VALID and c.status == "False" for c in previous.conditions):
+        return previous, None
+    message = "The spec is valid again; the study carries on from its checkpoint"
+    condition = spec_valid_condition(
+        True, reason="SpecValid", message=message, previous=previous.conditions, generation=generation, now=now
+    )
+    updated = previous.model_copy(update={"conditions": with_condition(previous.conditions, condition)})
+    return updated, StudyEvent("Normal", "SpecValid", message)
 
 
 def _end(
