@@ -5,7 +5,7 @@ Four conditions, always present so `kubectl wait --for=condition=...` works from
 - `Ready`: True once the study is complete (its results are ready to use);
 - `Complete`, `Failed`, `Paused`: True while the study is in that state.
 
-A study with a deadline has a fifth, `AtRisk` (`at_risk_condition`), True while it is
+A study with a deadline has a fifth, `AtRisk`, True while it is
 projected to miss the deadline, with the at-risk rule's reason (`BehindSchedule`, `NoProgress`,
 `DeadlinePassed`; `OnSchedule` or `ThresholdsMet` when False, the state's reason once ended).
 
@@ -44,21 +44,11 @@ def conditions_for(
     now: datetime,
 ) -> list[Condition]:
     """The study's conditions in `state`, keeping each unflipped one's lastTransitionTime."""
-    before = {condition.type: condition for condition in previous}
-    conditions = []
-    for kind in CONDITION_TYPES:
-        status = "True" if state is _TRUE_IN[kind] else "False"
-        old = before.get(kind)
-        conditions.append(
-            Condition(
-                type=kind,
-                status=status,
-                reason=reason[:MAX_REASON],
-                message=clip(message),
-                lastTransitionTime=old.lastTransitionTime if old is not None and old.status == status else rfc3339(now),
-                observedGeneration=generation,
-            )
-        )
+    conditions = [
+        condition_of(kind, state is _TRUE_IN[kind], reason=reason, message=message, previous=previous,
+                     generation=generation, now=now)
+        for kind in CONDITION_TYPES
+    ]
     # Conditions others may have added (AtRisk, later) stay as they are.
     conditions.extend(c for c in previous if c.type not in CONDITION_TYPES)
     return conditions
@@ -67,8 +57,9 @@ def conditions_for(
 AT_RISK = "AtRisk"
 
 
-def at_risk_condition(
-    at_risk: bool,
+def condition_of(
+    kind: str,
+    true: bool,
     *,
     reason: str,
     message: str,
@@ -76,11 +67,11 @@ def at_risk_condition(
     generation: int,
     now: datetime,
 ) -> Condition:
-    """The AtRisk condition, keeping its lastTransitionTime unless its status flips."""
-    status = "True" if at_risk else "False"
-    old = next((c for c in previous if c.type == AT_RISK), None)
+    """The condition `kind`, keeping its lastTransitionTime unless its status flips."""
+    status = "True" if true else "False"
+    old = next((c for c in previous if c.type == kind), None)
     return Condition(
-        type=AT_RISK,
+        type=kind,
         status=status,
         reason=reason[:MAX_REASON],
         message=clip(message),
@@ -90,22 +81,7 @@ def at_risk_condition(
 
 
 SPEC_VALID = "SpecValid"
-
-
-def spec_valid_condition(
-    valid: bool, *, reason: str, message: str, previous: Sequence[Condition], generation: int, now: datetime
-) -> Condition:
-    """The SpecValid condition, present only once a running study's spec has turned invalid."""
-    status = "True" if valid else "False"
-    old = next((c for c in previous if c.type == SPEC_VALID), None)
-    return Condition(
-        type=SPEC_VALID,
-        status=status,
-        reason=reason[:MAX_REASON],
-        message=clip(message),
-        lastTransitionTime=old.lastTransitionTime if old is not None and old.status == status else rfc3339(now),
-        observedGeneration=generation,
-    )
+"""Present only once a running study's spec has turned invalid (see reconcile's hold)."""
 
 
 def with_condition(conditions: Sequence[Condition], condition: Condition) -> list[Condition]:

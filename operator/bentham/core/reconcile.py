@@ -57,14 +57,7 @@ from bentham.api.validation import Invalid, validate_spec
 from bentham.core.cell_events import cell_events
 from bentham.core.cells import cell_at, job_name
 from bentham.core.checkpoint import CellRecord, CellState, CheckpointUnreadable, fresh_records, read_records
-from bentham.core.conditions import (
-    AT_RISK,
-    SPEC_VALID,
-    at_risk_condition,
-    clip,
-    spec_valid_condition,
-    with_condition,
-)
+from bentham.core.conditions import AT_RISK, SPEC_VALID, clip, condition_of, with_condition
 from bentham.core.coverage import required_settled, shortfalls, thresholds_met
 from bentham.core.deadlines import DEADLINE_CHECK_SECONDS, DeadlineFigures, assess_risk, deadline_figures
 from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
@@ -193,7 +186,8 @@ def _hold(validation: Invalid, previous: StudyStatus, generation: int, now: date
     study carries on from its checkpoint once the spec reads again.
     """
     problem = "Invalid spec: " + "; ".join(validation.errors)
-    condition = spec_valid_condition(
+    condition = condition_of(
+        SPEC_VALID,
         False, reason=validation.reason, message=problem, previous=previous.conditions, generation=generation, now=now
     )
     already_held = any(c.type == SPEC_VALID and c.status == "False" and c.message == condition.message
@@ -211,7 +205,8 @@ def _spec_valid_again(previous: StudyStatus, generation: int, now: datetime) -> 
     if not any(c.type == SPEC_VALID and c.status == "False" for c in previous.conditions):
         return previous, None
     message = "The spec is valid again; the study carries on from its checkpoint"
-    condition = spec_valid_condition(
+    condition = condition_of(
+        SPEC_VALID,
         True, reason="SpecValid", message=message, previous=previous.conditions, generation=generation, now=now
     )
     updated = previous.model_copy(update={"conditions": with_condition(previous.conditions, condition)})
@@ -602,7 +597,8 @@ class _Run:
             fresh = self.watched.model_copy(update={"missed": self.missed})
         condition = None
         if self.deadline_status is not None:
-            condition = at_risk_condition(
+            condition = condition_of(
+                AT_RISK,
                 self.deadline_status.atRisk,
                 reason=self.at_risk_reason,
                 message=self.at_risk_summary,
@@ -611,7 +607,8 @@ class _Run:
                 now=self.now,
             )
         elif self.manifest.deadline is None and any(c.type == AT_RISK for c in self.previous.conditions):
-            condition = at_risk_condition(
+            condition = condition_of(
+                AT_RISK,
                 False,
                 reason="NoDeadline",
                 message="The study has no deadline",

@@ -10,7 +10,7 @@ from typing import Any
 from bentham.api.manifest import Manifest
 from bentham.api.status import Condition, DeadlineStatus, Intervention, StudyStatus
 from bentham.core.checkpoint import CellRecord, write_checkpoint
-from bentham.core.conditions import AT_RISK, at_risk_condition, clip, conditions_for, with_condition
+from bentham.core.conditions import AT_RISK, clip, condition_of, conditions_for, with_condition
 from bentham.core.lifecycle import STATE_REASONS, Lifecycle, state_message
 from bentham.core.progress import progress_of
 from bentham.core.running_time import RunningTime, is_running, running_time_of
@@ -92,7 +92,8 @@ def compose_status(
         if deadline is not None:
             deadline = deadline.model_copy(update={"atRisk": False, "atRiskSince": None, "escalationStage": None})
         if at_risk is not None or any(c.type == AT_RISK for c in previous.conditions):
-            at_risk = at_risk_condition(
+            at_risk = condition_of(
+                AT_RISK,
                 False, reason=reason, message=message, previous=previous.conditions, generation=generation, now=now
             )
     running_now = is_running(life.state, all_cells_stopped=intervention is not None and intervention.allCellsStopped)
