@@ -19,8 +19,9 @@ from bentham.controller.config import OperatorConfig
 from bentham.controller.kube import KubeWriter, load_api_client
 from bentham.controller.metrics import Metrics
 from bentham.controller.notifier import Notifier
-from bentham.controller.observe import JobSighting, PodSighting, job_sighting, pod_sighting
+from bentham.controller.observe import PodSighting, job_sighting, pod_sighting
 from bentham.controller.workers import Sources, StudyKey, Workers
+from bentham.core.decision import ObservedJob
 from bentham.core.jobs import LABEL_STUDY, label_value
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 @kopf.index("batch", "v1", "jobs", labels={LABEL_STUDY: kopf.PRESENT})
 def study_jobs(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[StudyKey, JobSighting] | None:
+) -> dict[StudyKey, ObservedJob] | None:
     """Each study's Jobs, as small sightings."""
     sighting = job_sighting(body)
     return {(namespace or "", labels[LABEL_STUDY]): sighting} if sighting else None
@@ -76,7 +77,7 @@ async def study_event(
 ) -> None:
     workers: Workers = memo.workers
     if workers.sources is None:
-        study_jobs: kopf.Index[StudyKey, JobSighting] = indexes["study_jobs"]
+        study_jobs: kopf.Index[StudyKey, ObservedJob] = indexes["study_jobs"]
         study_pods: kopf.Index[StudyKey, PodSighting] = indexes["study_pods"]
         # kopf's indexes are live mappings: hand them to the workers once, read them forever.
         workers.sources = Sources(

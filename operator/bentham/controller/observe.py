@@ -8,7 +8,7 @@ core decides on. Keeping only sightings, not whole objects, keeps memory flat at
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -23,24 +23,14 @@ POD_GRACE = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)
-class JobSighting:
-    name: str
-    cell_index: int
-    attempt: int
-    phase: Literal["running", "succeeded", "failed"]
-    failure_reason: str | None
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True)
 class PodSighting:
     job_name: str
     terminated: bool
     message: str | None
 
 
-def job_sighting(body: Mapping[str, Any]) -> JobSighting | None:
-    """A Job of ours, or None for one without our labels (never raises on odd objects)."""
+def job_sighting(body: Mapping[str, Any]) -> ObservedJob | None:
+    """A Job of ours as the core sees it, its pod's message still unknown; None for one without our labels."""
     metadata = body.get("metadata") or {}
     labels = metadata.get("labels") or {}
     try:
@@ -59,7 +49,10 @@ def job_sighting(body: Mapping[str, Any]) -> JobSighting | None:
         elif condition.get("type") == "Failed":
             phase, finished_at = "failed", parse_timestamp(condition.get("lastTransitionTime"))
             failure_reason = condition.get("reason")
-    return JobSighting(str(metadata.get("name")), cell_index, attempt, phase, failure_reason, finished_at)
+    return ObservedJob(
+        name=str(metadata.get("name")), cell_index=cell_index, attempt=attempt, phase=phase,
+        termination_message=None, failure_reason=failure_reason, finished_at=finished_at,
+    )
 
 
 def pod_sighting(body: Mapping[str, Any]) -> PodSighting | None:
@@ -77,8 +70,8 @@ def pod_sighting(body: Mapping[str, Any]) -> PodSighting | None:
     return PodSighting(str(job_name), terminated=False, message=None)
 
 
-def observed_jobs(jobs: Iterable[JobSighting], pods: Mapping[str, PodSighting], now: datetime) -> list[ObservedJob]:
-    """Joins a study's Jobs with their pods' termination messages.
+def observed_jobs(jobs: Iterable[ObservedJob], pods: Mapping[str, PodSighting], now: datetime) -> list[ObservedJob]:
+    """A study's Jobs with their pods' termination messages filled in.
 
     A finished Job whose pod has not yet been seen terminated is reported as still running for
     up to POD_GRACE, so that its result is never judged from a message that is merely late.
@@ -86,16 +79,12 @@ def observed_jobs(jobs: Iterable[JobSighting], pods: Mapping[str, PodSighting], 
     observed = []
     for job in jobs:
         pod = pods.get(job.name)
-        phase = job.phase
-        message = pod.message if pod and pod.terminated else None
-        if phase != "running" and not (pod and pod.terminated):
-            waited = now - job.finished_at if job.finished_at else POD_GRACE
-            if waited < POD_GRACE and job.failure_reason != "DeadlineExceeded":
-                phase = "running"
-        observed.append(ObservedJob(
-            name=job.name, cell_index=job.cell_index, attempt=job.attempt, phase=phase,
-            termination_message=message, failure_reason=job.failure_reason, finished_at=job.finished_at,
-        ))
+        if pod is not None and pod.terminated:
+            observed.append(replace(job, termination_message=pod.message))
+            continue
+        waited = now - job.finished_at if job.finished_at else POD_GRACE
+        late = job.phase != "running" and waited < POD_GRACE and job.failure_reason != "DeadlineExceeded"
+        observed.append(replace(job, phase="running") if late else job)
     return observed
 
 

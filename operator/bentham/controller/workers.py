@@ -19,7 +19,8 @@ from typing import Any
 from bentham.controller.kube import KubeWriter, StudyRef
 from bentham.controller.metrics import Metrics, StudyGauges
 from bentham.controller.notifier import Notifier
-from bentham.controller.observe import JobSighting, PodSighting, observed_jobs, parse_timestamp
+from bentham.controller.observe import PodSighting, observed_jobs, parse_timestamp
+from bentham.core.decision import ObservedJob
 from bentham.core.reconcile import Decision, decide
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ ERROR_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 class Sources:
     """Where a worker reads the Jobs and pods of its study (kopf's live indexes)."""
 
-    jobs: Callable[[StudyKey], Iterable[JobSighting]]
+    jobs: Callable[[StudyKey], Iterable[ObservedJob]]
     pods: Callable[[StudyKey], Iterable[PodSighting]]
 
 
