@@ -7,6 +7,7 @@ import contextlib
 import http.server
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     kopf.configure(verbose=args.verbose)  # kopf's log format, for ours and its own
     import bentham.controller.handlers  # noqa: F401  (registers the handlers)
 
-    stop = threading.Event()
+    stop = threading.Event()  # for our own threads (the Lease)
     lost = threading.Event()
     elector = None
     if args.leader_elect:
@@ -58,8 +59,11 @@ def main(argv: list[str] | None = None) -> None:
             elector.wait_for_leadership(stop)
 
         def on_lost() -> None:
+            # Stop kopf the way a kubelet would. (kopf's stop_flag is waited on in a thread that
+            # nothing releases on a signal, which would hang every SIGTERM until kopf's timeout.)
             lost.set()
             stop.set()
+            os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=elector.keep_renewing, args=(stop, on_lost), name="lease", daemon=True).start()
 
@@ -69,7 +73,6 @@ def main(argv: list[str] | None = None) -> None:
             namespaces=namespaces,
             standalone=True,  # one replica acts at a time: the Lease, not kopf's peering, decides which
             liveness_endpoint=args.liveness or None,
-            stop_flag=stop,
         )
     finally:
         stop.set()

@@ -55,7 +55,7 @@ class KubeWriter:
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Creates the Job; False when it already exists (the attempt was started before)."""
         try:
-            await asyncio.to_thread(self._batch.create_namespaced_job, namespace, body)
+            await asyncio.to_thread(self._batch.create_namespaced_job, namespace, body, field_manager=COMPONENT)
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -86,6 +86,7 @@ class KubeWriter:
             updated = await asyncio.to_thread(
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP, VERSION, study.namespace, PLURAL, study.name, patch,
+                field_manager=COMPONENT,
                 _content_type="application/json-patch+json",
             )
         except ApiException as error:

@@ -1,0 +1,1 @@
+"""Command-line tools for people who run studies: the `kubectl study` plugin."""
