@@ -164,6 +164,7 @@ def free_port() -> int:
 def operator(study_crd: Cluster) -> Iterator[OperatorProcess]:
     """The operator, watching every test namespace (`t-*`) for the whole run."""
     running = start_operator(study_crd, REPO / ".cluster" / "logs" / "operator-tests.log", "--namespace", "t-*")
+    time.sleep(2)  # kopf may miss a namespace created while its namespace watch is still starting
     try:
         yield running
     finally:
