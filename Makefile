@@ -60,3 +60,42 @@ run: install ## Run the operator in the foreground against $KUBECONFIG (installs
 .PHONY: demo
 demo: install ## Start the local control plane, run the operator, and run the tiny example study to the end.
 	hack/demo.sh
+
+.PHONY: helm
+helm: ## Build (or find in the cache) Helm from its Go module; prints the binary's path.
+	@$(PYTHON) hack/helm.py build
+
+.PHONY: lint-image
+lint-image: install ## Lint the Dockerfile with hadolint.
+	$(BIN)/hadolint Dockerfile
+
+.PHONY: chart-crd
+chart-crd: ## Copy the CRD into the Helm chart (after `make crd`; a unit test fails when they drift).
+	cp crds/bentham.io_studies.yaml charts/bentham-operator/crds/bentham.io_studies.yaml
+
+.PHONY: chart-test
+chart-test: install ## Only the shipping tests: image lint, manifests, chart, GitOps, install docs, kubectl plugin.
+	$(BIN)/pytest tests/unit/test_manifests.py tests/unit/test_argocd_health.py tests/unit/test_kubectl_study.py \
+		tests/integration/test_chart.py tests/integration/test_gitops.py tests/integration/test_kubectl_plugin.py \
+		tests/integration/test_install_docs.py
+
+.PHONY: argocd-cm-patch
+argocd-cm-patch: ## Regenerate gitops/argocd/argocd-cm-patch.yaml from gitops/argocd/health.lua.
+	$(PYTHON) hack/argocd_cm_patch.py > gitops/argocd/argocd-cm-patch.yaml
+
+# Every run starts from a wiped copy: etcd's 2 GiB quota fills after a few runs' worth of Jobs.
+BENCH_CLUSTER_DIR := $(CURDIR)/.cluster-bench
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: install ## Benchmarks on a second control plane (.cluster-bench/), beside a raw-Job baseline; prints the table.
+	@export BENTHAM_CLUSTER_DIR=$(BENCH_CLUSTER_DIR); \
+	$(CLUSTER) reset 2>/dev/null; $(CLUSTER) up >/dev/null && trap '$(CLUSTER) down' EXIT && \
+	$(BIN)/python -m bench.run --kubeconfig $(BENCH_CLUSTER_DIR)/kubeconfig --out bench/results/latest.json $(BENCH_ARGS)
+
+.PHONY: profile
+profile: install ## Profile the operator with py-spy during the 3,000-cell scenario; writes bench/results/profile/.
+	@export BENTHAM_CLUSTER_DIR=$(BENCH_CLUSTER_DIR); \
+	$(CLUSTER) reset 2>/dev/null; $(CLUSTER) up >/dev/null && trap '$(CLUSTER) down' EXIT && \
+	$(BIN)/python -m bench.run --kubeconfig $(BENCH_CLUSTER_DIR)/kubeconfig --only 3k \
+		--profile bench/results/profile --out bench/results/profile/run.json $(BENCH_ARGS)
