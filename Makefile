@@ -83,7 +83,7 @@ chart-test: install ## Only the shipping tests: image lint, manifests, chart, Gi
 argocd-cm-patch: ## Regenerate gitops/argocd/argocd-cm-patch.yaml from gitops/argocd/health.lua.
 	$(PYTHON) hack/argocd_cm_patch.py > gitops/argocd/argocd-cm-patch.yaml
 
-# Every run starts from a wiped copy: etcd's 2 GiB quota fills after a few runs' worth of Jobs.
+# Every run starts from a wiped copy, so that no run inherits the last one's etcd history.
 BENCH_CLUSTER_DIR := $(CURDIR)/.cluster-bench
 BENCH_ARGS ?=
 
