@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from bentham.api.manifest import CompletionCriteria, RequiredSurfaces
 from bentham.api.spec import StudySpec
 from bentham.api.validation import Invalid, Valid, validate_spec
+from tests.support import paths
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -244,18 +245,6 @@ def test_explain_prints_the_models_descriptions(study_crd: Any) -> None:
 
 BOUNDARY_INTS = [-1, 0, 1, 2, 9, 10, 11, 119, 120, 121, 364, 365, 999, 1000, 1001, 2555, 2556, 86400, 86401]
 BOUNDARY_LENGTHS = [0, 1, 2, 3, 49, 50, 51, 63, 64, 100, 101, 200, 201]
-
-
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path into a JSON value, the root included."""
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += paths(item, (*prefix, index))
-    return found
 
 
 @st.composite

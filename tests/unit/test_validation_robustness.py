@@ -25,6 +25,7 @@ from bentham.api.manifest import (
 from bentham.api.rules import Rule
 from bentham.api.spec import NOTIFICATIONS_RULES, SPEC_RULES, StudySpec
 from bentham.api.validation import Invalid, Valid, validate_spec
+from tests.support import paths
 
 FAST = settings(max_examples=200, deadline=None)
 ZONES = [UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))]  # the extreme UTC offsets
@@ -144,17 +145,6 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-
-
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += paths(item, (*prefix, index))
-    return found
 
 
 @st.composite
