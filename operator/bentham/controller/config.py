@@ -10,6 +10,8 @@ from dataclasses import dataclass
 class OperatorConfig:
     batch_window_s: float = 0.3
     """How long a woken study worker waits for the rest of a burst before deciding once."""
+    status_interval_s: float = 5.0
+    """How long a study's status that only moves counts may wait to be written (core.pacing)."""
     watch_timeout_s: int = 300
     """Server-side timeout of each watch request; the watch then resumes from where it was."""
     metrics_port: int = 0
@@ -19,6 +21,7 @@ class OperatorConfig:
     def from_environment(cls) -> OperatorConfig:
         return cls(
             batch_window_s=float(os.environ.get("BENTHAM_BATCH_WINDOW_SECONDS", cls.batch_window_s)),
+            status_interval_s=float(os.environ.get("BENTHAM_STATUS_INTERVAL_SECONDS", cls.status_interval_s)),
             watch_timeout_s=int(os.environ.get("BENTHAM_WATCH_TIMEOUT_SECONDS", cls.watch_timeout_s)),
             metrics_port=int(os.environ.get("BENTHAM_METRICS_PORT", cls.metrics_port)),
         )

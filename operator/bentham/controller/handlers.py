@@ -4,6 +4,10 @@ No handler here decides anything about a study. Handlers only keep the indexes c
 wake the worker of the study concerned (see `workers`). Only `on.event` handlers and indexes
 are used, never on.create/on.update/daemons/timers on Studies for reconciling, so kopf puts no
 finalizer on a Study and deleting one never waits for the operator.
+
+Studies and Jobs are watched; pods are not. A pod changes about seven times in its short life
+and the operator needs one thing from it, the executor's termination message once it has
+ended, so a worker lists its study's ended pods when it finds finished Jobs (see `workers`).
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from kubernetes.client import CoreV1Api
 
 from bentham.api.crd import GROUP, PLURAL, VERSION
 from bentham.controller.config import OperatorConfig
-from bentham.controller.kube import KubeWriter, load_api_client
+from bentham.controller.kube import KubeClient, load_api_client
 from bentham.controller.metrics import Metrics
 from bentham.controller.notifier import Notifier
-from bentham.controller.observe import PodSighting, job_sighting, pod_sighting
-from bentham.controller.workers import Sources, StudyKey, Workers
+from bentham.controller.observe import job_sighting
+from bentham.controller.storage import keep_nothing
+from bentham.controller.workers import StudyKey, Workers
 from bentham.core.decision import ObservedJob
 from bentham.core.jobs import LABEL_STUDY, label_value
 
@@ -34,13 +39,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.server_timeout = config.watch_timeout_s
     settings.watching.client_timeout = config.watch_timeout_s + 30
     settings.networking.request_timeout = 60
+    keep_nothing(settings)  # no change handlers here: kopf need not copy every event to diff it
     metrics = Metrics()
     api = load_api_client()
     notifier = Notifier(CoreV1Api(api), on_give_up=metrics.notification_failures.inc)
     notifier.start()
     memo.config = config
     memo.notifier = notifier
-    memo.workers = Workers(KubeWriter(api, metrics), notifier, metrics, batch_window_s=config.batch_window_s)
+    memo.workers = Workers(KubeClient(api, metrics), notifier, metrics, batch_window_s=config.batch_window_s,
+                           status_interval_s=config.status_interval_s)
     metrics.watch_studies(memo.workers.gauges)
     if config.metrics_port:
         metrics.serve(config.metrics_port)
@@ -54,21 +61,18 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL_STUDY: kopf.PRESENT})
-def study_jobs(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+async def study_jobs(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[StudyKey, ObservedJob] | None:
-    """Each study's Jobs, as small sightings."""
+    """Each study's Jobs, as small sightings; every change wakes the study's worker.
+
+    The wake-up lives here, not in an on.event handler of its own, so that kopf runs one
+    handler per Job event, not two (a study's worker reads the index only after its batch window).
+    """
+    key = (namespace or "", labels[LABEL_STUDY])
+    memo.workers.wake(key)
     sighting = job_sighting(body)
-    return {(namespace or "", labels[LABEL_STUDY]): sighting} if sighting else None
-
-
-@kopf.index("", "v1", "pods", labels={LABEL_STUDY: kopf.PRESENT})
-def study_pods(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[StudyKey, PodSighting] | None:
-    """Each study's pods, reduced to the executor's termination message."""
-    sighting = pod_sighting(body)
-    return {(namespace or "", labels[LABEL_STUDY]): sighting} if sighting else None
+    return {key: sighting} if sighting else None
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -76,27 +80,13 @@ async def study_event(
     type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **indexes: Any
 ) -> None:
     workers: Workers = memo.workers
-    if workers.sources is None:
+    if workers.jobs is None:
         study_jobs: kopf.Index[StudyKey, ObservedJob] = indexes["study_jobs"]
-        study_pods: kopf.Index[StudyKey, PodSighting] = indexes["study_pods"]
-        # kopf's indexes are live mappings: hand them to the workers once, read them forever.
-        workers.sources = Sources(
-            jobs=lambda key: study_jobs.get(key, ()),
-            pods=lambda key: study_pods.get(key, ()),
-        )
+        # kopf's indexes are live mappings: hand it to the workers once, read it forever.
+        workers.jobs = lambda key: study_jobs.get(key, ())
     # Keyed as the Jobs' study label is, so a Job event finds its study's worker.
     key = (namespace or "", label_value(name))
     if type == "DELETED":
         await workers.forget(key)
     else:
         workers.see(key, body)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_STUDY: kopf.PRESENT})
-def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    memo.workers.wake((namespace or "", labels[LABEL_STUDY]))
-
-
-@kopf.on.event("", "v1", "pods", labels={LABEL_STUDY: kopf.PRESENT})
-def pod_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    memo.workers.wake((namespace or "", labels[LABEL_STUDY]))

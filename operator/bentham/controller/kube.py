@@ -1,4 +1,4 @@
-"""The operator's writes to the API server: Jobs, the Study's status, and Events.
+"""The operator's calls to the API server: Jobs, the Study's status, Events, and finished pods.
 
 The kubernetes client is synchronous; every call runs in a worker thread so the event loop
 (kopf's watches and every study's worker) never blocks on the network.
@@ -7,6 +7,7 @@ The kubernetes client is synchronous; every call runs in a worker thread so the 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from bentham.api.crd import GROUP, KIND, PLURAL, VERSION
 from bentham.controller.metrics import Metrics
-from bentham.core.jobs import LABEL_ATTEMPT
+from bentham.core.jobs import LABEL_ATTEMPT, LABEL_STUDY
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ def load_api_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-class KubeWriter:
-    """Every write the operator makes, each safe to repeat."""
+class KubeClient:
+    """Every call the operator makes besides kopf's watches; each write is safe to repeat."""
 
     def __init__(self, api: client.ApiClient, metrics: Metrics) -> None:
         self._batch = client.BatchV1Api(api)
@@ -64,6 +65,21 @@ class KubeWriter:
         if int(body["metadata"]["labels"].get(LABEL_ATTEMPT, "1")) > 1:
             self._metrics.cells_retried.inc()
         return True
+
+    async def finished_pods(self, namespace: str, study_label: str) -> list[dict[str, Any]]:
+        """The study's pods that have ended (phase Succeeded or Failed), as the API server sent them.
+
+        One list per call, selected on the server, left undecoded but for JSON: the caller wants
+        only each executor container's termination message.
+        """
+        response = await asyncio.to_thread(
+            self._core.list_namespaced_pod, namespace,
+            label_selector=f"{LABEL_STUDY}={study_label}",
+            field_selector="status.phase!=Pending,status.phase!=Running",
+            _preload_content=False,
+        )
+        items = json.loads(response.data).get("items")
+        return items if isinstance(items, list) else []
 
     async def delete_job(self, namespace: str, name: str) -> None:
         """Deletes the Job and, in the background, its pod; a Job already gone is fine."""

@@ -1,8 +1,9 @@
 """What the operator sees of its Jobs and their pods, reduced to what the core needs.
 
-kopf indexes every Job and pod labelled with a study (see `handlers`); these pure functions turn
-one raw object into a small sighting, and join a study's sightings into the `ObservedJob`s the
-core decides on. Keeping only sightings, not whole objects, keeps memory flat at 10,000 cells.
+kopf indexes every Job labelled with a study (see `handlers`) and a study's worker lists its ended
+pods (see `workers`); these pure functions turn one raw object into a small sighting, and join a
+study's sightings into the `ObservedJob`s the core decides on. Keeping only sightings, not whole
+objects, keeps memory flat at 10,000 cells.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bentham.core.reconcile import ObservedJob
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 # How long a finished Job may wait for its pod's termination message to be seen before the
-# attempt is judged without it: the Job and pod watches are separate streams.
+# attempt is judged without it: a Job can be seen finished before its pod is listed as ended.
 POD_GRACE = timedelta(seconds=15)
 
 

@@ -31,6 +31,10 @@ class StudyEvent:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
+    cells: tuple[str, ...] = ()
+    """For a summary of cells (`cell_events`): the cells `message` names, at most ten."""
+    cell_count: int = 0
+    """For a summary of cells: how many cells it is about, named or not."""
 
 
 NotificationEvent = Literal[

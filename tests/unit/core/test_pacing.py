@@ -1,0 +1,168 @@
+"""Holding back a status that only moves counts (core.pacing), and merging the summaries it held."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from core_builders import T0, Study, make_spec, result, running, succeeded
+from test_decide_simulation import FakeKwok, check_final_counts
+
+from bentham.core.cell_events import merge_cell_events
+from bentham.core.decision import Decision, Notification, StudyEvent
+from bentham.core.pacing import write_at_once
+from bentham.core.reconcile import decide
+
+
+def started(parallelism: int = 2) -> tuple[Study, Decision]:
+    study = Study(make_spec(queries=2, parallelism=parallelism))
+    first = study.step(T0)  # received ... executing, the first Jobs asked for
+    return study, first
+
+
+def test_a_status_that_only_moves_counts_may_wait() -> None:
+    study, first = started()
+    assert write_at_once(None, first), "the first status (a new state) is written at once"
+    job = next(iter(study.jobs.values()))
+    study.finish(job.name, succeeded(job, result(), at=T0 + timedelta(seconds=5)))
+
+    decision = study.decide(T0 + timedelta(seconds=6))
+
+    assert [e.reason for e in decision.events] == ["CellsCompleted"]
+    assert decision.status["progress"]["completedCells"] == 1
+    assert not write_at_once(study.status, decision)
+
+
+def test_a_failed_cell_is_written_at_once() -> None:
+    study, _ = started()
+    job = next(iter(study.jobs.values()))
+    study.finish(job.name, succeeded(job, result(success=False, code="AUTH_FAILED"), at=T0))
+
+    decision = study.decide(T0 + timedelta(seconds=1))
+
+    assert "CellsFailed" in [e.reason for e in decision.events]
+    assert write_at_once(study.status, decision)
+
+
+def test_a_new_state_is_written_at_once_even_without_events() -> None:
+    study, _ = started()
+    paused = {**study.spec, "paused": True}
+    held = Decision(status={**study.status, "state": "paused"}, create=[], delete=[], events=[], requeue_after=None)
+
+    assert write_at_once(study.status, held)
+    study.spec = paused
+    assert write_at_once(study.status, study.decide(T0 + timedelta(seconds=1)))
+
+
+def test_a_notification_is_written_at_once() -> None:
+    study, _ = started()
+    decision = Decision(status=dict(study.status or {}), create=[], delete=[], events=[], requeue_after=None,
+                        notifications=[Notification("study.at_risk", "x", {})])
+
+    assert write_at_once(study.status, decision)
+
+
+def summary(count: int, *cells: str) -> StudyEvent:
+    named = ", ".join(cells)
+    return StudyEvent("Normal", "CellsCompleted", f"{count} cells completed: {named}", cells=cells, cell_count=count)
+
+
+def test_held_summaries_merge_into_one_event_per_kind_in_first_place() -> None:
+    started_event = StudyEvent("Normal", "Executing", "Executing")
+    first = summary(2, "a", "b")
+    second = summary(11, *[f"c{i}" for i in range(11)])
+
+    merged = merge_cell_events([started_event, first, second])
+
+    assert merged[0] == started_event
+    assert len(merged) == 2
+    assert merged[1].cell_count == 13
+    assert merged[1].cells == ("a", "b", "c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7")
+    assert merged[1].message == "13 cells completed: a, b, c0, c1, c2, c3, c4, c5, c6, c7 and 3 more"
+
+
+def test_merging_leaves_other_events_and_a_single_summary_as_they_are() -> None:
+    events = [StudyEvent("Warning", "SpecWarnings", "w"), summary(1, "a"), StudyEvent("Normal", "Complete", "done")]
+
+    assert merge_cell_events(events) == events
+
+
+@dataclass
+class PacedShell:
+    """The worker's pacing, played against the fake cluster: hold, write every `interval`, crash."""
+
+    interval: float
+    held: dict[str, Any] | None = None
+    written_at: float = float("-inf")
+    writes: int = 0
+    restarts: int = 0
+
+
+def paced_step(study: Study, kwok: FakeKwok, shell: PacedShell, now: float, rng: random.Random) -> None:
+    decision = decide(
+        name=study.name, namespace=study.namespace, uid=study.uid, generation=study.generation,
+        created_at=study.created_at, spec=study.spec, status=shell.held or study.status,
+        jobs=list(study.jobs.values()), now=T0 + timedelta(seconds=now),
+    )
+    if rng.random() < 0.05:  # the operator restarts before applying: whatever it held is gone
+        shell.held = None
+        shell.restarts += 1
+        return
+    if decision.status != study.status:
+        if now - shell.written_at < shell.interval and not write_at_once(study.status, decision):
+            assert all(e.reason == "CellsCompleted" for e in decision.events) and not decision.notifications
+            shell.held = decision.status
+            for job in decision.create:
+                kwok.create(study, job, now)
+            return
+        study.status, shell.written_at, shell.held = decision.status, now, None
+        shell.writes += 1
+    shell.held = None
+    for name in decision.delete:
+        study.jobs.pop(name, None)
+    for job in decision.create:
+        kwok.create(study, job, now)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_held_statuses_lose_nothing_and_start_nothing_twice_across_restarts(seed: int) -> None:
+    spec = make_spec(queries=6, surfaces=("openai-api", "grok"), locations=("us-nyc", "uk-lon"),
+                     threshold=0.5, parallelism=4, min_length=100)
+    study = Study(spec)
+    kwok = FakeKwok(seed, [85, 5, 5, 3, 0, 2])  # FakeKwok.create fails on any attempt started twice
+    shell = PacedShell(interval=5.0)
+    rng = random.Random(seed)
+    now = 0.0
+    for _ in range(3_000):
+        kwok.tick(study, now)
+        paced_step(study, kwok, shell, now, rng)
+        assert sum(j.phase == "running" for j in study.jobs.values()) <= 4, "more than parallelism in flight"
+        if study.state in ("complete", "failed") and not study.jobs:
+            break
+        now += rng.uniform(0.2, 1.0)
+    else:
+        pytest.fail(f"seed {seed}: the study never ended")
+    assert study.state == "complete"
+    check_final_counts(study, kwok)
+    assert shell.restarts > 0
+    assert shell.writes < len(kwok.created), "holding wrote less often than once per started attempt"
+
+
+def test_a_held_status_lost_in_a_restart_is_rebuilt_from_the_jobs_it_kept() -> None:
+    study, _ = started(parallelism=2)
+    a, b = sorted(study.jobs)
+    study.finish(a, succeeded(study.jobs[a], result(), at=T0 + timedelta(seconds=2)))
+    held = study.decide(T0 + timedelta(seconds=3))
+    assert not write_at_once(study.status, held)
+    (replacement,) = held.create
+    study.jobs[replacement.name] = running(replacement)  # started while the status was held
+
+    # The operator restarts: the held status is gone; the finished Job was not deleted.
+    again = study.decide(T0 + timedelta(seconds=4))
+
+    assert again.status["progress"]["completedCells"] == 1
+    assert again.status["checkpoint"]["inFlight"] == sorted([b, replacement.name])
+    assert again.create == [] and again.delete == [a]
