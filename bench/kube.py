@@ -7,6 +7,7 @@ harness must not steal the machine's two cores from what it measures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -155,7 +156,8 @@ class Watch:
         self._stopping.set()
         response = self._response
         if response is not None:
-            response.shutdown()
+            with contextlib.suppress(OSError):  # its connection may be closed already (EBADF): stopped either way
+                response.shutdown()
         if self._thread.ident is not None:
             self._thread.join(timeout=10)
 
