@@ -3,8 +3,12 @@
 A study's worker decides after every burst of Job changes. Most of those decisions only move
 counts: cells completed, new attempts started. Writing each of them costs an API write, an etcd
 revision and a watch event of the whole Study for every watcher; for many small studies that
-is most of the operator's traffic. Such a status may therefore wait, up to the operator's status
-interval, and be written with whatever the next decisions add to it.
+is most of the operator's traffic. Such a status may therefore wait and be written with
+whatever the next decisions add to it: until the operator's status interval has passed *and*
+it records a step of new outcomes (4 % of the study's cells, at least 1 and at most 20), or
+for `STALE_INTERVALS` intervals at most. A fast study thus shows its progress every interval;
+a slow one every step, so that no study costs much more than one write per 20 cells; a small
+one every outcome.
 
 Waiting loses nothing. The Jobs whose outcomes an unwritten status records are deleted only
 after it is written, so a crash meanwhile leaves them to be judged again from the last status
@@ -24,6 +28,36 @@ from typing import Any
 from bentham.core.decision import Decision
 
 DEFERRABLE_EVENTS = frozenset({"CellsCompleted"})
+STEP_FRACTION = 0.04
+"""A status that only moves counts waits for new outcomes of this share of the study's cells…"""
+STEP_MAX_CELLS = 20
+"""…but never for more than this many."""
+STALE_INTERVALS = 6
+"""However few outcomes it adds, a status waits at most this many status intervals."""
+
+
+def hold_for(written: Mapping[str, Any] | None, decision: Decision, *, since_write_s: float,
+             interval_s: float) -> float:
+    """How much longer `decision.status` may wait to be written, in seconds; 0 means now.
+
+    `written` is the status last written, `since_write_s` how long ago it was written.
+    """
+    if write_at_once(written, decision):
+        return 0.0
+    stepped = _outcomes(decision.status) - _outcomes(written) >= progress_step(decision.status)
+    limit = interval_s if stepped else STALE_INTERVALS * interval_s
+    return max(0.0, limit - since_write_s)
+
+
+def progress_step(status: Mapping[str, Any]) -> int:
+    """How many new outcomes make a status that only moves counts worth writing once the interval is over."""
+    total = (status.get("progress") or {}).get("totalCells") or 0
+    return max(1, min(STEP_MAX_CELLS, int(total * STEP_FRACTION)))
+
+
+def _outcomes(status: Mapping[str, Any] | None) -> int:
+    progress = (status or {}).get("progress") or {}
+    return int(progress.get("completedCells") or 0) + int(progress.get("failedCells") or 0)
 
 
 def write_at_once(written: Mapping[str, Any] | None, decision: Decision) -> bool:

@@ -13,7 +13,7 @@ from test_decide_simulation import FakeKwok, check_final_counts
 
 from bentham.core.cell_events import merge_cell_events
 from bentham.core.decision import Decision, Notification, StudyEvent
-from bentham.core.pacing import write_at_once
+from bentham.core.pacing import STALE_INTERVALS, hold_for, progress_step, write_at_once
 from bentham.core.reconcile import decide
 
 
@@ -65,6 +65,44 @@ def test_a_notification_is_written_at_once() -> None:
     assert write_at_once(study.status, decision)
 
 
+def counts_only(completed: int, total: int) -> tuple[dict[str, Any], Decision]:
+    """A status written with no outcome yet, and a decision that only adds `completed` outcomes to it."""
+    written = {"state": "executing", "progress": {"totalCells": total, "completedCells": 0, "failedCells": 0}}
+    status = {**written, "progress": {**written["progress"], "completedCells": completed}}
+    return written, Decision(status=status, create=[], delete=[], events=[], requeue_after=None)
+
+
+@pytest.mark.parametrize(("total", "step"), [(1, 1), (24, 1), (50, 2), (120, 4), (500, 20), (10_000, 20)])
+def test_the_progress_step_is_4_percent_of_the_cells_between_1_and_20(total: int, step: int) -> None:
+    assert progress_step({"progress": {"totalCells": total}}) == step
+
+
+def test_a_step_of_outcomes_is_written_once_the_interval_is_over() -> None:
+    written, decision = counts_only(completed=20, total=500)
+
+    assert hold_for(written, decision, since_write_s=2.0, interval_s=5.0) == pytest.approx(3.0)
+    assert hold_for(written, decision, since_write_s=5.0, interval_s=5.0) == 0
+
+
+def test_fewer_outcomes_than_a_step_wait_for_more_or_for_the_stale_limit() -> None:
+    written, decision = counts_only(completed=19, total=500)
+
+    assert hold_for(written, decision, since_write_s=10.0, interval_s=5.0) == pytest.approx(STALE_INTERVALS * 5 - 10)
+    assert hold_for(written, decision, since_write_s=STALE_INTERVALS * 5.0, interval_s=5.0) == 0
+
+
+def test_a_small_study_writes_each_outcome_once_the_interval_is_over() -> None:
+    written, decision = counts_only(completed=1, total=8)
+
+    assert hold_for(written, decision, since_write_s=5.0, interval_s=5.0) == 0
+
+
+def test_what_must_be_written_at_once_is_never_held() -> None:
+    _, first = started()
+
+    assert hold_for(None, first, since_write_s=0.0, interval_s=5.0) == 0
+
+
 def summary(count: int, *cells: str) -> StudyEvent:
     named = ", ".join(cells)
     return StudyEvent("Normal", "CellsCompleted", f"{count} cells completed: {named}", cells=cells, cell_count=count)
@@ -112,7 +150,7 @@ def paced_step(study: Study, kwok: FakeKwok, shell: PacedShell, now: float, rng:
         shell.restarts += 1
         return
     if decision.status != study.status:
-        if now - shell.written_at < shell.interval and not write_at_once(study.status, decision):
+        if hold_for(study.status, decision, since_write_s=now - shell.written_at, interval_s=shell.interval) > 0:
             assert all(e.reason == "CellsCompleted" for e in decision.events) and not decision.notifications
             shell.held = decision.status
             for job in decision.create:
@@ -127,16 +165,17 @@ def paced_step(study: Study, kwok: FakeKwok, shell: PacedShell, now: float, rng:
         kwok.create(study, job, now)
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_held_statuses_lose_nothing_and_start_nothing_twice_across_restarts(seed: int) -> None:
-    spec = make_spec(queries=6, surfaces=("openai-api", "grok"), locations=("us-nyc", "uk-lon"),
+@pytest.mark.parametrize(("seed", "queries"), [*((seed, 6) for seed in range(10)), *((seed, 30) for seed in range(3))])
+def test_held_statuses_lose_nothing_and_start_nothing_twice_across_restarts(seed: int, queries: int) -> None:
+    """24 cells hold for the interval; 120 also for a step of 4 outcomes."""
+    spec = make_spec(queries=queries, surfaces=("openai-api", "grok"), locations=("us-nyc", "uk-lon"),
                      threshold=0.5, parallelism=4, min_length=100)
     study = Study(spec)
     kwok = FakeKwok(seed, [85, 5, 5, 3, 0, 2])  # FakeKwok.create fails on any attempt started twice
     shell = PacedShell(interval=5.0)
     rng = random.Random(seed)
     now = 0.0
-    for _ in range(3_000):
+    for _ in range(10_000):
         kwok.tick(study, now)
         paced_step(study, kwok, shell, now, rng)
         assert sum(j.phase == "running" for j in study.jobs.values()) <= 4, "more than parallelism in flight"
