@@ -12,6 +12,7 @@ ended, so a worker lists its study's ended pods when it finds finished Jobs (see
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -20,7 +21,7 @@ from kubernetes.client import CoreV1Api
 
 from bentham.api.crd import GROUP, PLURAL, VERSION
 from bentham.controller.config import OperatorConfig
-from bentham.controller.kube import KubeClient, load_api_client
+from bentham.controller.kube import KubeClient, api_executor, load_api_client
 from bentham.controller.metrics import Metrics
 from bentham.controller.notifier import Notifier
 from bentham.controller.observe import job_sighting
@@ -40,6 +41,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.client_timeout = config.watch_timeout_s + 30
     settings.networking.request_timeout = 60
     keep_nothing(settings)  # no change handlers here: kopf need not copy every event to diff it
+    asyncio.get_running_loop().set_default_executor(api_executor())
     metrics = Metrics()
     api = load_api_client()
     notifier = Notifier(CoreV1Api(api), on_give_up=metrics.notification_failures.inc)

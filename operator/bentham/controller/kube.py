@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,11 +20,14 @@ from kubernetes.client.rest import ApiException
 
 from bentham.api.crd import GROUP, KIND, PLURAL, VERSION
 from bentham.controller.metrics import Metrics
+from bentham.controller.observe import JOB_NAME_LABEL
 from bentham.core.jobs import LABEL_ATTEMPT, LABEL_STUDY
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "bentham-operator"
+API_THREADS = 32
+"""Threads, and connections, for API calls: the first Jobs of 20 studies created at once go out together."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,15 @@ class StudyRef:
     namespace: str
     name: str
     uid: str
+
+
+def api_executor() -> ThreadPoolExecutor:
+    """The event loop's default executor, which `asyncio.to_thread` uses for every API call.
+
+    Python's own default has min(32, CPUs + 4) threads: 6 on two cores, which queues the first
+    Jobs of many studies created at once behind each other's Events.
+    """
+    return ThreadPoolExecutor(API_THREADS, thread_name_prefix="bentham-api")
 
 
 def load_api_client() -> client.ApiClient:
@@ -40,7 +54,7 @@ def load_api_client() -> client.ApiClient:
         config.load_kube_config()
     configuration = client.Configuration.get_default_copy()
     # Bursts of Job creations share the pool; the default of 4 serialises them.
-    configuration.connection_pool_maxsize = 32
+    configuration.connection_pool_maxsize = API_THREADS
     return client.ApiClient(configuration)
 
 
@@ -56,7 +70,8 @@ class KubeClient:
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Creates the Job; False when it already exists (the attempt was started before)."""
         try:
-            await asyncio.to_thread(self._batch.create_namespaced_job, namespace, body, field_manager=COMPONENT)
+            await asyncio.to_thread(_unread, self._batch.create_namespaced_job, namespace, body,
+                                    field_manager=COMPONENT)
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -66,15 +81,18 @@ class KubeClient:
             self._metrics.cells_retried.inc()
         return True
 
-    async def finished_pods(self, namespace: str, study_label: str) -> list[dict[str, Any]]:
-        """The study's pods that have ended (phase Succeeded or Failed), as the API server sent them.
+    async def finished_pods(self, namespace: str, study_label: str, job_names: list[str]) -> list[dict[str, Any]]:
+        """The ended pods (phase Succeeded or Failed) of the study's Jobs `job_names`, as the API server sent them.
 
-        One list per call, selected on the server, left undecoded but for JSON: the caller wants
-        only each executor container's termination message.
+        One list per call, selected on the server (the Job controller labels each pod with its
+        Job's name), left undecoded but for JSON: the caller wants only each executor
+        container's termination message, and no pod it has read before.
         """
+        if not job_names:
+            return []
         response = await asyncio.to_thread(
             self._core.list_namespaced_pod, namespace,
-            label_selector=f"{LABEL_STUDY}={study_label}",
+            label_selector=f"{LABEL_STUDY}={study_label},{JOB_NAME_LABEL} in ({','.join(job_names)})",
             field_selector="status.phase!=Pending,status.phase!=Running",
             _preload_content=False,
         )
@@ -85,32 +103,32 @@ class KubeClient:
         """Deletes the Job and, in the background, its pod; a Job already gone is fine."""
         try:
             await asyncio.to_thread(
-                self._batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
+                _unread, self._batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
             )
         except ApiException as error:
             if error.status != 404:
                 raise
 
-    async def replace_status(self, study: StudyRef, status: dict[str, Any]) -> dict[str, Any] | None:
-        """Writes the whole status in one request; returns the updated Study (None if it is gone).
+    async def replace_status(self, study: StudyRef, status: dict[str, Any]) -> bool:
+        """Writes the whole status in one request; False if the study is gone.
 
         A JSON patch `add /status` replaces the status wholesale, so a cell that left a map (a
         retry that is no longer waiting) really leaves it, which a merge patch cannot express.
         """
         patch = [{"op": "add", "path": "/status", "value": status}]
         try:
-            updated = await asyncio.to_thread(
-                self._custom.patch_namespaced_custom_object_status,
+            await asyncio.to_thread(
+                _unread, self._custom.patch_namespaced_custom_object_status,
                 GROUP, VERSION, study.namespace, PLURAL, study.name, patch,
                 field_manager=COMPONENT,
                 _content_type="application/json-patch+json",
             )
         except ApiException as error:
             if error.status == 404:
-                return None
+                return False
             raise
         self._metrics.status_writes.inc()
-        return dict(updated)
+        return True
 
     async def post_event(self, study: StudyRef, type_: str, reason: str, message: str) -> None:
         """Posts a core/v1 Event on the Study; losing an Event never stops the study."""
@@ -127,6 +145,17 @@ class KubeClient:
             reporting_component=COMPONENT, reporting_instance=COMPONENT,
         )
         try:
-            await asyncio.to_thread(self._core.create_namespaced_event, study.namespace, event)
+            await asyncio.to_thread(_unread, self._core.create_namespaced_event, study.namespace, event)
         except ApiException as error:
             log.warning("could not post event %s on %s/%s: %s", reason, study.namespace, study.name, error.reason)
+
+
+def _unread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Makes a write whose response the operator does not need, without decoding it into models.
+
+    The client would turn every response into model objects (about a millisecond for a Job);
+    the operator only needs to know that the write succeeded, which an ApiException says otherwise.
+    """
+    response = call(*args, **kwargs, _preload_content=False)
+    response.drain_conn()  # its connection goes back to the pool only once the body is read
+    response.release_conn()

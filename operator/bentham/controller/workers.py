@@ -6,7 +6,7 @@ batch window, so that a burst of Job completions lands in one decision, then rea
 the core what to do, and applies the answer: write the status, delete the Jobs whose outcomes
 it now holds, create the next Jobs, and post Events.
 
-A status that only moves counts is written at most once per status interval (`core.pacing`):
+A status that only moves counts may wait to be written (`core.pacing` says how long):
 meanwhile the worker keeps it, decides from it, and starts Jobs from it, but deletes nothing
 and announces nothing until it is written.
 """
@@ -27,7 +27,7 @@ from bentham.controller.notifier import Notifier
 from bentham.controller.observe import PodSighting, observed_jobs, parse_timestamp, pod_sighting
 from bentham.core.cell_events import merge_cell_events
 from bentham.core.decision import ObservedJob, StudyEvent
-from bentham.core.pacing import write_at_once
+from bentham.core.pacing import hold_for
 from bentham.core.reconcile import Decision, decide
 from bentham.core.states import TERMINAL_STATES
 
@@ -42,6 +42,8 @@ CREATE_CONCURRENCY = 16
 ERROR_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 # How soon to look again for the pod of a finished Job whose termination message was not listed yet.
 POD_RECHECK_S = 1.0
+# The ended pods of at most this many Jobs per list: its label selector names each Job.
+PODS_PER_LIST = 100
 # An unfinished study is decided again at least this often, woken or not: a Job deleted by someone
 # else wakes nobody (kopf calls no index function for a deletion), and this is when it is noticed.
 RESYNC_S = 30.0
@@ -158,19 +160,19 @@ class StudyWorker:
         self._requeue_after = requeue_after
 
     async def _read_messages(self, namespace: str, jobs: list[ObservedJob]) -> None:
-        """Learns the termination messages of finished Jobs' pods, listing ended pods only when needed.
+        """Learns the termination messages of finished Jobs' pods, listing only the ended pods it lacks.
 
         An ended pod's message never changes, so each is read once and kept while its Job exists.
         """
         names = {job.name for job in jobs}
         for gone in self._messages.keys() - names:
             del self._messages[gone]
-        if all(job.phase == "running" or job.name in self._messages for job in jobs):
-            return
-        for pod in await self._kube.finished_pods(namespace, self.key[1]):
-            sighting = pod_sighting(pod)
-            if sighting is not None and sighting.terminated and sighting.job_name in names:
-                self._messages[sighting.job_name] = sighting
+        unread = sorted(job.name for job in jobs if job.phase != "running" and job.name not in self._messages)
+        for start in range(0, len(unread), PODS_PER_LIST):
+            for pod in await self._kube.finished_pods(namespace, self.key[1], unread[start:start + PODS_PER_LIST]):
+                sighting = pod_sighting(pod)
+                if sighting is not None and sighting.terminated and sighting.job_name in names:
+                    self._messages[sighting.job_name] = sighting
 
     async def _apply(self, study: StudyRef, decision: Decision) -> float | None:
         """Status first, then deletions, then creations: every prefix of that is safe to crash in.
@@ -188,13 +190,14 @@ class StudyWorker:
         requeue_after = decision.requeue_after
         events = decision.events
         if decision.status != stored:
-            wait = self._written_at + self._status_interval_s - time.monotonic()
-            if wait > 0 and not write_at_once(stored, decision):
+            wait = hold_for(stored, decision, since_write_s=time.monotonic() - self._written_at,
+                            interval_s=self._status_interval_s)
+            if wait > 0:
                 self._held_status = decision.status
                 self._held_events.extend(decision.events)
                 await self._create(study, decision)
                 return min(requeue_after, wait) if requeue_after is not None else wait
-            if await self._kube.replace_status(study, decision.status) is None:
+            if not await self._kube.replace_status(study, decision.status):
                 return None  # the study is gone
             self._count_outcomes(stored, decision.status)
             self._written_status, self._written_at = decision.status, time.monotonic()
