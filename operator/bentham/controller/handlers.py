@@ -66,15 +66,17 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 async def study_jobs(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[StudyKey, ObservedJob] | None:
-    """Each study's Jobs, as small sightings; every change wakes the study's worker.
+    """Each study's Jobs, as small sightings; a sighting that changed wakes the study's worker.
 
     The wake-up lives here, not in an on.event handler of its own, so that kopf runs one
     handler per Job event, not two (a study's worker reads the index only after its batch window).
     """
     key = (namespace or "", labels[LABEL_STUDY])
-    memo.workers.wake(key)
     sighting = job_sighting(body)
-    return {key: sighting} if sighting else None
+    if sighting is None:
+        return None
+    memo.workers.saw_job(key, sighting)
+    return {key: sighting}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -24,7 +24,7 @@ from typing import Any
 from bentham.controller.kube import KubeClient, StudyRef
 from bentham.controller.metrics import Metrics, StudyGauges
 from bentham.controller.notifier import Notifier
-from bentham.controller.observe import PodSighting, observed_jobs, parse_timestamp, pod_sighting
+from bentham.controller.observe import PodSighting, job_sighting, observed_jobs, parse_timestamp, pod_sighting
 from bentham.core.cell_events import merge_cell_events
 from bentham.core.decision import ObservedJob, StudyEvent
 from bentham.core.pacing import hold_for
@@ -82,6 +82,7 @@ class StudyWorker:
         self._held_status: dict[str, Any] | None = None  # decided, not written yet (see core.pacing)
         self._held_events: list[StudyEvent] = []
         self._messages: dict[str, PodSighting] = {}  # Job name -> its ended pod's termination message
+        self._sightings: dict[str, ObservedJob] = {}  # Job name -> the last sighting of it this worker knows of
         self._wake = asyncio.Event()
         self._requeue_after: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -93,6 +94,16 @@ class StudyWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def saw_job(self, sighting: ObservedJob) -> None:
+        """Wakes the worker if the Job changed in a way the core would see: a Job it did not start, or one that ended.
+
+        Most Job events are the Job controller's bookkeeping (active and ready counts, the pod's
+        finalizer) and change nothing in a sighting; a pass for each would only repeat the last.
+        """
+        if self._sightings.get(sighting.name) != sighting:
+            self._sightings[sighting.name] = sighting
+            self.wake()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"study:{self.key[0]}/{self.key[1]}")
@@ -167,6 +178,8 @@ class StudyWorker:
         names = {job.name for job in jobs}
         for gone in self._messages.keys() - names:
             del self._messages[gone]
+        for gone in self._sightings.keys() - names:
+            del self._sightings[gone]
         unread = sorted(job.name for job in jobs if job.phase != "running" and job.name not in self._messages)
         for start in range(0, len(unread), PODS_PER_LIST):
             for pod in await self._kube.finished_pods(namespace, self.key[1], unread[start:start + PODS_PER_LIST]):
@@ -219,6 +232,10 @@ class StudyWorker:
             async with limit:
                 await self._kube.create_job(study.namespace, body)
 
+        for job in decision.create:  # before the request: its watch event may come before the answer
+            if (sighting := job_sighting(job.body)) is not None:
+                self._sightings[sighting.name] = sighting
+
         await asyncio.gather(*(create(job.body) for job in decision.create))
 
     def _count_outcomes(self, previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> None:
@@ -263,10 +280,10 @@ class Workers:
             worker.start()
         worker.see(body)
 
-    def wake(self, key: StudyKey) -> None:
+    def saw_job(self, key: StudyKey, sighting: ObservedJob) -> None:
         worker = self._workers.get(key)
         if worker is not None:
-            worker.wake()
+            worker.saw_job(sighting)
 
     async def forget(self, key: StudyKey) -> None:
         worker = self._workers.pop(key, None)
