@@ -53,6 +53,7 @@ log = logging.getLogger("bench")
 
 REPO = Path(__file__).resolve().parent.parent
 CRD = REPO / "crds" / "bentham.io_studies.yaml"
+STAGE = REPO / "bench" / "stages.yaml"
 USER_AGENT = "bentham-bench/1"
 TERMINAL = frozenset({"complete", "failed", "cancelled"})
 LABEL_STUDY = "bentham.io/study"
@@ -306,6 +307,12 @@ def install_crd(kubeconfig: Path) -> None:
         subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], check=True, capture_output=True)
 
 
+def install_stage(kubeconfig: Path) -> None:
+    """The kwok Stage that ends the scenarios' pods in one step (bench/stages.yaml)."""
+    subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", "apply", "--server-side", "-f", str(STAGE)],
+                   check=True, capture_output=True)
+
+
 def machine() -> dict[str, Any]:
     return {
         "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -331,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(api=Api(args.kubeconfig, USER_AGENT), log_dir=args.log_dir or cluster_dir / "logs",
                   audit_log=audit_log if audit_log.exists() else None, scale=args.scale, profile_dir=args.profile)
     install_crd(args.kubeconfig)
+    install_stage(args.kubeconfig)
     scenarios = [s.scaled(args.scale) for s in SCENARIOS if not args.only or s.name in args.only]
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     results: list[dict[str, Any]] = []

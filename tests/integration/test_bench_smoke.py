@@ -13,7 +13,7 @@ import pytest
 
 from bench.kube import Api
 from bench.report import summary
-from bench.run import USER_AGENT, Bench, run_scenario
+from bench.run import USER_AGENT, Bench, install_stage, run_scenario
 from bench.scenarios import Scenario
 from tests.support import Cluster
 
@@ -46,6 +46,7 @@ def test_scenario_and_its_baseline_report_every_number(study_crd: Cluster, scena
         namespace_prefix="bench-smoke",  # not `t-*`: the session's operator must leave it to ours
         settle_s=0.5,
     )
+    install_stage(study_crd.kubeconfig)  # as `make bench` does: the scenarios' pods end in one step
     emitted: list[dict[str, Any]] = []
 
     baseline, operator = run_scenario(bench, scenario, emitted.append)
