@@ -119,7 +119,8 @@ class StudyWorker:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._requeue_after)
-            await asyncio.sleep(self._batch_window_s)  # let the rest of a burst arrive
+            if self._stored_status() is not None:  # a new study's first pass has no burst to wait for
+                await asyncio.sleep(self._batch_window_s)  # let the rest of a burst arrive
             self._wake.clear()
             try:
                 with self._metrics.reconcile_seconds.time():
