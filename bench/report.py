@@ -51,14 +51,24 @@ TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
 )
 
 
-def targets(results: Sequence[Result]) -> list[Target]:
-    """The targets of every full-size scenario in `results` (scaled runs judge nothing)."""
+# The whole run, every scenario beside its baseline, in minutes.
+RUN_MINUTES = 20.0
+
+
+def targets(results: Sequence[Result], duration_s: float | None = None) -> list[Target]:
+    """The targets of every full-size scenario in `results` (scaled runs judge nothing).
+
+    With the run's duration, and every scenario run at full size, the run's own target too.
+    """
     by_scenario = {r["scenario"]: r for r in results if r["kind"] == "operator" and r.get("scale", 1) == 1}
-    return [
+    judged = [
         Target(scenario, what, by_scenario[scenario].get(field), limit, unit)
         for scenario, what, field, limit, unit in TARGETS
         if scenario in by_scenario
     ]
+    if duration_s is not None and by_scenario.keys() >= {scenario for scenario, *_ in TARGETS}:
+        judged.append(Target("run", "every scenario and its baseline", duration_s / 60, RUN_MINUTES, " min"))
+    return judged
 
 
 def _number(digits: int) -> Callable[[Any], str]:
@@ -103,9 +113,9 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def summary(results: Sequence[Result]) -> str:
+def summary(results: Sequence[Result], duration_s: float | None = None) -> str:
     """The table, then each target met or missed."""
-    judged = targets(results)
+    judged = targets(results, duration_s)
     parts = [table(results)]
     if judged:
         parts.append("\n".join(target.line() for target in judged))
@@ -119,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path, nargs="?", default=Path("bench/results/latest.json"))
     args = parser.parse_args(argv)
-    print(summary(json.loads(args.results.read_text())["results"]))
+    run = json.loads(args.results.read_text())
+    print(summary(run["results"], run.get("duration_s")))
     return 0
 
 

@@ -345,13 +345,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for scenario in scenarios:
         results += run_scenario(bench, scenario, lambda result: print(json.dumps(result), flush=True))
-    run = {"started_at": started_at, "duration_s": round(time.monotonic() - started), "machine": machine(),
-           "results": results, "targets": [{**t.__dict__, "met": t.met} for t in targets(results)]}
+    duration_s = round(time.monotonic() - started)
+    run = {"started_at": started_at, "duration_s": duration_s, "machine": machine(),
+           "results": results, "targets": [{**t.__dict__, "met": t.met} for t in targets(results, duration_s)]}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(run, indent=2) + "\n")
     print()
-    print(summary(results))
+    print(summary(results, duration_s))
     if args.profile:
         for scenario in scenarios:
             if (args.profile / f"{scenario.name}.txt").exists():

@@ -73,3 +73,15 @@ def test_summary_shows_each_scenario_beside_its_baseline_and_every_missed_target
     assert "| 17.0 |" in text  # the baseline's API requests per cell, beside the operator's
     assert "MISSED  3k: wall-time ratio to the baseline 1.5 (target ≤ 1.3)" in text
 
+
+
+def test_the_run_is_judged_on_its_duration_only_when_every_scenario_ran_at_full_size() -> None:
+    every = [result("operator", name, wall_ratio=1.0) for name in ("3k", "10k", "20x500")]
+    run = [t for t in targets(every, duration_s=21 * 60) if t.scenario == "run"]
+    assert [(t.what, t.met) for t in run] == [("every scenario and its baseline", False)]
+    assert run[0].line() == "MISSED  run: every scenario and its baseline 21 min (target ≤ 20 min)"
+    assert [t.met for t in targets(every, duration_s=14 * 60) if t.scenario == "run"] == [True]
+
+    partial = [*every[:2], result("operator", "20x500", scale=0.1, wall_ratio=1.0)]
+    assert not [t for t in targets(partial, duration_s=60) if t.scenario == "run"]
+    assert not [t for t in targets(every) if t.scenario == "run"]
