@@ -74,7 +74,6 @@ def test_summary_shows_each_scenario_beside_its_baseline_and_every_missed_target
     assert "MISSED  3k: wall-time ratio to the baseline 1.5 (target ≤ 1.3)" in text
 
 
-
 def test_the_run_is_judged_on_its_duration_only_when_every_scenario_ran_at_full_size() -> None:
     every = [result("operator", name, wall_ratio=1.0) for name in ("3k", "10k", "20x500")]
     run = [t for t in targets(every, duration_s=21 * 60) if t.scenario == "run"]
