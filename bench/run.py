@@ -301,16 +301,18 @@ def run_scenario(bench: Bench, scenario: Scenario, emit: Callable[[dict[str, Any
     return results
 
 
+def kubectl(kubeconfig: Path, *args: str) -> None:
+    subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], check=True, capture_output=True)
+
+
 def install_crd(kubeconfig: Path) -> None:
-    for args in (("apply", "--server-side", "--force-conflicts", "-f", str(CRD)),
-                 ("wait", "--for=condition=Established", "crd/studies.bentham.io", "--timeout=60s")):
-        subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], check=True, capture_output=True)
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/studies.bentham.io", "--timeout=60s")
 
 
 def install_stage(kubeconfig: Path) -> None:
     """The kwok Stage that ends the scenarios' pods in one step (bench/stages.yaml)."""
-    subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", "apply", "--server-side", "-f", str(STAGE)],
-                   check=True, capture_output=True)
+    kubectl(kubeconfig, "apply", "--server-side", "-f", str(STAGE))
 
 
 def machine() -> dict[str, Any]:
