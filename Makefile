@@ -44,7 +44,8 @@ crd: install ## Regenerate crds/ from the pydantic models.
 
 .PHONY: lint
 lint: install ## ruff and mypy --strict.
-	$(BIN)/ruff check operator tests hack
+	$(BIN)/ruff check operator tests hack bench
+	$(BIN)/ruff format --check operator tests hack bench
 	$(BIN)/mypy
 
 .PHONY: test

@@ -65,7 +65,7 @@ class Window:
         self.names = {job["metadata"]["name"] for job in self.jobs}
 
     def next_jobs(self, count: int) -> list[dict[str, Any]]:
-        batch = self.jobs[self.started:self.started + count]
+        batch = self.jobs[self.started : self.started + count]
         self.started += len(batch)
         return batch
 
@@ -98,8 +98,7 @@ def run_windows(api: Api, namespace: str, windows: Sequence[Window], timeout_s: 
         api.request("POST", jobs_path, body=body, accept=(201, 409))
 
     def delete(name: str) -> None:
-        api.request("DELETE", f"{jobs_path}/{name}", query={"propagationPolicy": "Background"},
-                    accept=(200, 202, 404))
+        api.request("DELETE", f"{jobs_path}/{name}", query={"propagationPolicy": "Background"}, accept=(200, 202, 404))
 
     def note_failure(future: Future[None]) -> None:
         if future.exception() is not None:
@@ -149,8 +148,9 @@ def run_baseline(api: Api, namespace: str, scenario: Scenario, timeout_s: float)
     wall_s = run_windows(api, namespace, windows, timeout_s)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return BaselineResult(wall_s=wall_s, jobs=sum(len(w.jobs) for w in windows), cpu_s=cpu_s,
-                          peak_rss_mb=after.ru_maxrss / 1024)
+    return BaselineResult(
+        wall_s=wall_s, jobs=sum(len(w.jobs) for w in windows), cpu_s=cpu_s, peak_rss_mb=after.ru_maxrss / 1024
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

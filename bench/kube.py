@@ -167,8 +167,13 @@ class Watch:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            query = {**self._selector, "watch": "true", "resourceVersion": self._version,
-                     "allowWatchBookmarks": "true", "timeoutSeconds": "1800"}
+            query = {
+                **self._selector,
+                "watch": "true",
+                "resourceVersion": self._version,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": "1800",
+            }
             try:
                 self._response = self._api.stream(self._path, query)
                 for line in lines(self._response):
@@ -200,8 +205,11 @@ class Watch:
 def create_namespace(api: Api, name: str, labels: Mapping[str, str], timeout_s: float = 30) -> None:
     """Creates the namespace and waits for its default ServiceAccount, without which no pod is admitted."""
     api.request("POST", "/api/v1/namespaces", body={"metadata": {"name": name, "labels": dict(labels)}})
-    wait_until(lambda: api.exists(f"/api/v1/namespaces/{name}/serviceaccounts/default"), timeout_s,
-               f"the default ServiceAccount of {name}")
+    wait_until(
+        lambda: api.exists(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+        timeout_s,
+        f"the default ServiceAccount of {name}",
+    )
 
 
 def delete_namespace(api: Api, name: str, wait_s: float = 0) -> None:

@@ -51,9 +51,15 @@ class OperatorProcess:
         log.parent.mkdir(parents=True, exist_ok=True)
         environment = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         command = [
-            sys.executable, "-m", "bentham", "--namespace", namespace,
-            "--metrics-port", str(self.metrics_port),
-            "--liveness", f"http://127.0.0.1:{self._liveness_port}/healthz",
+            sys.executable,
+            "-m",
+            "bentham",
+            "--namespace",
+            namespace,
+            "--metrics-port",
+            str(self.metrics_port),
+            "--liveness",
+            f"http://127.0.0.1:{self._liveness_port}/healthz",
         ]
         with open(log, "ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)

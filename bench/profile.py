@@ -35,9 +35,22 @@ class Profiler:
         output.parent.mkdir(parents=True, exist_ok=True)
         self.output = output
         self._process = subprocess.Popen(
-            [py_spy, "record", "--pid", str(pid), "--rate", str(RATE_HZ), "--nonblocking", "--gil",
-             "--format", "raw", "--output", str(output)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(RATE_HZ),
+                "--nonblocking",
+                "--gil",
+                "--format",
+                "raw",
+                "--output",
+                str(output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
 
     def stop(self) -> None:
@@ -57,7 +70,7 @@ def package_of(path: str) -> str:
     if "site-packages" in parts:
         return parts[parts.index("site-packages") + 1]
     if "bentham" in parts:
-        rest = parts[parts.index("bentham"):]
+        rest = parts[parts.index("bentham") :]
         return ".".join(rest[:2]) if len(rest) > 2 else "bentham"
     stdlib = next((i for i, part in enumerate(parts) if re.fullmatch(r"python3\.\d+", part)), None)
     if stdlib is not None and stdlib + 1 < len(parts):
@@ -78,8 +91,9 @@ def summarize(profile: Path, top: int = 25) -> str:
             continue
         count = int(count_text)
         total += count
-        frames = [frame for frame in stack.split(";") if not frame.startswith("process ") and
-                  not frame.startswith("thread ")]
+        frames = [
+            frame for frame in stack.split(";") if not frame.startswith("process ") and not frame.startswith("thread ")
+        ]
         if not frames:
             continue
         names = [_name(frame) for frame in frames]
@@ -96,13 +110,19 @@ def summarize(profile: Path, top: int = 25) -> str:
         return [f"  {100 * count / total:5.1f}%  {name}" for name, count in tally.most_common(top)]
 
     seconds = total / RATE_HZ
-    return "\n".join([
-        f"{profile}: {total} samples at {RATE_HZ} Hz = {seconds:.0f} CPU-s",
-        "by package, self time:", *rows(by_package),
-        "by package, inclusive:", *rows(package_inclusive),
-        "by function, self time:", *rows(self_time),
-        "by function, inclusive:", *rows(inclusive),
-    ])
+    return "\n".join(
+        [
+            f"{profile}: {total} samples at {RATE_HZ} Hz = {seconds:.0f} CPU-s",
+            "by package, self time:",
+            *rows(by_package),
+            "by package, inclusive:",
+            *rows(package_inclusive),
+            "by function, self time:",
+            *rows(self_time),
+            "by function, inclusive:",
+            *rows(inclusive),
+        ]
+    )
 
 
 def _name(frame: str) -> str:
@@ -121,7 +141,7 @@ def _short(path: str) -> str:
     parts = Path(path).parts
     for anchor in ("site-packages", "operator"):
         if anchor in parts:
-            return "/".join(parts[parts.index(anchor) + 1:])
+            return "/".join(parts[parts.index(anchor) + 1 :])
     return "/".join(parts[-2:])
 
 

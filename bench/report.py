@@ -1,6 +1,6 @@
 """The benchmark's table and its targets, from the results of one run.
 
-    python -m bench.report bench/results/latest.json    print the table of a saved run
+python -m bench.report bench/results/latest.json    print the table of a saved run
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def targets(results: Sequence[Result], duration_s: float | None = None) -> list[
 def _number(digits: int) -> Callable[[Any], str]:
     def show(value: Any) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
+
     return show
 
 

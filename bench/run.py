@@ -133,8 +133,12 @@ def request_delta(before: Counter[tuple[str, str]], after: Counter[tuple[str, st
 
 def settle(bench: Bench, namespace: str, scenario: Scenario) -> None:
     """Waits until the namespace holds no Job and no pod: the scenario's whole cost has been paid."""
-    wait_until(lambda: is_empty(bench.api, namespace), 60 + scenario.total_cells / 20,
-               f"namespace {namespace} to empty", every_s=1)
+    wait_until(
+        lambda: is_empty(bench.api, namespace),
+        60 + scenario.total_cells / 20,
+        f"namespace {namespace} to empty",
+        every_s=1,
+    )
 
 
 def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:
@@ -233,12 +237,27 @@ def run_baseline(bench: Bench, scenario: Scenario) -> dict[str, Any]:
     try:
         requests_before, load_before = api.apiserver_requests(), os.getloadavg()[0]
         command = [
-            sys.executable, "-m", "bench.baseline", "--kubeconfig", str(bench.kubeconfig), "--namespace", namespace,
-            "--name", scenario.name, "--studies", str(scenario.studies), "--cells", str(scenario.cells),
-            "--parallelism", str(scenario.parallelism), "--timeout", str(bench.timeout_s(scenario)),
+            sys.executable,
+            "-m",
+            "bench.baseline",
+            "--kubeconfig",
+            str(bench.kubeconfig),
+            "--namespace",
+            namespace,
+            "--name",
+            scenario.name,
+            "--studies",
+            str(scenario.studies),
+            "--cells",
+            str(scenario.cells),
+            "--parallelism",
+            str(scenario.parallelism),
+            "--timeout",
+            str(bench.timeout_s(scenario)),
         ]
-        finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                                  timeout=bench.timeout_s(scenario) + 120)
+        finished = subprocess.run(
+            command, cwd=REPO, capture_output=True, text=True, timeout=bench.timeout_s(scenario) + 120
+        )
         if finished.returncode != 0:
             raise RuntimeError(f"the baseline exited with {finished.returncode}:\n{finished.stderr[-3000:]}")
         measured = json.loads(finished.stdout.strip().splitlines()[-1])
@@ -272,8 +291,13 @@ def clean_up(api: Api, namespace: str) -> None:
 
 
 def _shape(bench: Bench, scenario: Scenario) -> dict[str, Any]:
-    return {"scenario": scenario.name, "scale": bench.scale, "studies": scenario.studies,
-            "cells": scenario.total_cells, "parallelism": scenario.parallelism}
+    return {
+        "scenario": scenario.name,
+        "scale": bench.scale,
+        "studies": scenario.studies,
+        "cells": scenario.total_cells,
+        "parallelism": scenario.parallelism,
+    }
 
 
 def _mark(bench: Bench) -> AuditMark | None:
@@ -284,8 +308,14 @@ def run_scenario(bench: Bench, scenario: Scenario, emit: Callable[[dict[str, Any
     """The baseline, then the operator; each result is emitted as soon as it is known."""
     results = []
     for kind, runner in (("baseline", run_baseline), ("operator", run_operator)):
-        log.info("%s %s: %d x %d cells, parallelism %d", kind, scenario.name, scenario.studies, scenario.cells,
-                 scenario.parallelism)
+        log.info(
+            "%s %s: %d x %d cells, parallelism %d",
+            kind,
+            scenario.name,
+            scenario.studies,
+            scenario.cells,
+            scenario.parallelism,
+        )
         try:
             result = runner(bench, scenario)
         except Exception as error:
@@ -317,7 +347,9 @@ def install_stage(kubeconfig: Path) -> None:
 
 def machine() -> dict[str, Any]:
     return {
-        "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
@@ -330,15 +362,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=[s.name for s in SCENARIOS], help="run only these")
     parser.add_argument("--out", type=Path, help="write the whole run here as JSON")
     parser.add_argument("--log-dir", type=Path, help="operator logs (default: the cluster's logs/)")
-    parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="record the operator with py-spy into DIR/<scenario>.txt and summarize it")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the operator with py-spy into DIR/<scenario>.txt and summarize it",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s", stream=sys.stderr)
 
     cluster_dir = args.kubeconfig.resolve().parent
     audit_log = cluster_dir / "logs" / "audit.log"
-    bench = Bench(api=Api(args.kubeconfig, USER_AGENT), log_dir=args.log_dir or cluster_dir / "logs",
-                  audit_log=audit_log if audit_log.exists() else None, scale=args.scale, profile_dir=args.profile)
+    bench = Bench(
+        api=Api(args.kubeconfig, USER_AGENT),
+        log_dir=args.log_dir or cluster_dir / "logs",
+        audit_log=audit_log if audit_log.exists() else None,
+        scale=args.scale,
+        profile_dir=args.profile,
+    )
     install_crd(args.kubeconfig)
     install_stage(args.kubeconfig)
     scenarios = [s.scaled(args.scale) for s in SCENARIOS if not args.only or s.name in args.only]
@@ -348,8 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in scenarios:
         results += run_scenario(bench, scenario, lambda result: print(json.dumps(result), flush=True))
     duration_s = round(time.monotonic() - started)
-    run = {"started_at": started_at, "duration_s": duration_s, "machine": machine(),
-           "results": results, "targets": [{**t.__dict__, "met": t.met} for t in targets(results, duration_s)]}
+    run = {
+        "started_at": started_at,
+        "duration_s": duration_s,
+        "machine": machine(),
+        "results": results,
+        "targets": [{**t.__dict__, "met": t.met} for t in targets(results, duration_s)],
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(run, indent=2) + "\n")

@@ -14,7 +14,10 @@ MAX_QUERIES = 1_000  # the manifest's limit
 
 # What a successful executor writes as its termination message (as tests/support.GOOD_RESULT).
 GOOD_RESULT: dict[str, Any] = {
-    "success": True, "responseLength": 800, "isActualContent": True, "responseTimeMs": 650,
+    "success": True,
+    "responseLength": 800,
+    "isActualContent": True,
+    "responseTimeMs": 650,
     "evidence": [{"url": "s3://evidence/cell.json", "sha256": "a" * 64}],
 }
 

@@ -96,9 +96,7 @@ def build_key() -> str:
 
 
 def go(args: list[str], cwd: Path = GO_MODULE) -> str:
-    return subprocess.run(
-        ["go", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return subprocess.run(["go", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def build() -> Binaries:
@@ -190,8 +188,21 @@ def make_pki(pki: Path) -> None:
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=pki, check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-keyout", "ca.key",
-            "-out", "ca.crt", "-subj", "/CN=bentham-local-ca")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3650",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=bentham-local-ca",
+    )
     (pki / "serving.ext").write_text(
         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
         "DNS:kubernetes.default.svc,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n"
@@ -201,10 +212,26 @@ def make_pki(pki: Path) -> None:
         ("apiserver", "/CN=kube-apiserver", "serving.ext"),
         ("admin", "/O=system:masters/CN=bentham-admin", "client.ext"),
     ):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                "-subj", subject)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "3650", "-extfile", ext, "-out", f"{name}.crt")
+        openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            ext,
+            "-out",
+            f"{name}.crt",
+        )
     openssl("genrsa", "-out", "sa.key", "2048")
     openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
 
@@ -214,10 +241,18 @@ def write_kubeconfig(path: Path, pki: Path, port: int) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "bentham-local", "cluster": {
-            "server": f"https://127.0.0.1:{port}", "certificate-authority": str(pki / "ca.crt")}}],
-        "users": [{"name": "bentham-admin", "user": {
-            "client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}}],
+        "clusters": [
+            {
+                "name": "bentham-local",
+                "cluster": {"server": f"https://127.0.0.1:{port}", "certificate-authority": str(pki / "ca.crt")},
+            }
+        ],
+        "users": [
+            {
+                "name": "bentham-admin",
+                "user": {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")},
+            }
+        ],
         "contexts": [{"name": "bentham-local", "context": {"cluster": "bentham-local", "user": "bentham-admin"}}],
         "current-context": "bentham-local",
     }
@@ -232,10 +267,16 @@ def command_lines(binaries: Binaries, p: Ports, kubeconfig: Path) -> dict[str, l
     pki = STATE_DIR / "pki"
     cp = str(binaries.controlplane)
     return {
-        "etcd": [cp, "etcd", f"--data-dir={STATE_DIR / 'etcd'}",
-                 f"--client-port={p.etcd_client}", f"--peer-port={p.etcd_peer}"],
+        "etcd": [
+            cp,
+            "etcd",
+            f"--data-dir={STATE_DIR / 'etcd'}",
+            f"--client-port={p.etcd_client}",
+            f"--peer-port={p.etcd_peer}",
+        ],
         "kube-apiserver": [
-            cp, "kube-apiserver",
+            cp,
+            "kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{p.etcd_client}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
@@ -263,7 +304,8 @@ def command_lines(binaries: Binaries, p: Ports, kubeconfig: Path) -> dict[str, l
             "--v=0",
         ],
         "kube-controller-manager": [
-            cp, "kube-controller-manager",
+            cp,
+            "kube-controller-manager",
             f"--kubeconfig={kubeconfig}",
             "--bind-address=127.0.0.1",
             "--secure-port=0",
@@ -279,7 +321,8 @@ def command_lines(binaries: Binaries, p: Ports, kubeconfig: Path) -> dict[str, l
             "--v=0",
         ],
         "kube-scheduler": [
-            cp, "kube-scheduler",
+            cp,
+            "kube-scheduler",
             f"--kubeconfig={kubeconfig}",
             "--bind-address=127.0.0.1",
             "--secure-port=0",
@@ -308,7 +351,10 @@ def start(part: str, argv: list[str]) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{part}.log", "ab") as out:
         process = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             env={**os.environ, "GOGC": os.environ.get("GOGC", GOGC)},
             start_new_session=True,  # survives the shell that started it, like a service
         )
@@ -348,7 +394,9 @@ def apiserver_ready(p: Ports) -> bool:
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
         ["kubectl", f"--kubeconfig={kubeconfig}", *args],
-        input=stdin, capture_output=True, text=True,
+        input=stdin,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise SystemExit(f"cluster: kubectl {' '.join(args)} failed:\n{result.stderr}")

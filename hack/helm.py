@@ -88,7 +88,10 @@ def build() -> Path:
     try:
         subprocess.run(
             ["go", "build", *link_flags(), "-o", str(staging / "helm"), f"{HELM_PACKAGE}/cmd/helm"],
-            cwd=GO_MODULE, check=True, env={**os.environ, "CGO_ENABLED": "0"}, stdout=sys.stderr,
+            cwd=GO_MODULE,
+            check=True,
+            env={**os.environ, "CGO_ENABLED": "0"},
+            stdout=sys.stderr,
         )
         shutil.rmtree(target, ignore_errors=True)  # a directory without the binary is a failed build
         staging.rename(target)  # atomic: a half-done build is never taken for a finished one

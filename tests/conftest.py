@@ -129,7 +129,9 @@ def start_operator(cluster: Cluster, log: Path, *args: str, env: dict[str, str] 
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "bentham", "--liveness", f"http://127.0.0.1:{port}/healthz", *args],
-            stdout=out, stderr=subprocess.STDOUT, env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
         )
     started = OperatorProcess(process, log)
     deadline = time.monotonic() + 60

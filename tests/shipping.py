@@ -36,8 +36,9 @@ def helm_binary() -> Path:
     return Path(built.stdout.strip().splitlines()[-1])
 
 
-def helm(*args: str, kubeconfig: Path | None = None, check: bool = True,
-         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def helm(
+    *args: str, kubeconfig: Path | None = None, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [str(helm_binary()), *args]
     if kubeconfig is not None:
         command.append(f"--kubeconfig={kubeconfig}")
@@ -50,8 +51,16 @@ def helm(*args: str, kubeconfig: Path | None = None, check: bool = True,
 def render_chart(values: Mapping[str, Any], namespace: str = "bentham-system", *extra: str) -> list[dict[str, Any]]:
     """`helm template` of the chart with these values: every object, CRD included."""
     rendered = helm(
-        "template", "bentham-operator", str(CHART), "--namespace", namespace, "--include-crds",
-        "--values", "-", *extra, stdin=json.dumps(dict(values)),
+        "template",
+        "bentham-operator",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--include-crds",
+        "--values",
+        "-",
+        *extra,
+        stdin=json.dumps(dict(values)),
     )
     return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 
@@ -106,8 +115,19 @@ def scratch_namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
 def chart_release(cluster: Cluster, namespace: str, values: Mapping[str, Any], *extra: str) -> Iterator[str]:
     """The chart installed in `namespace` (the CRD is already installed: --skip-crds); uninstalled afterwards."""
     release = "bentham-operator"
-    helm("install", release, str(CHART), "--namespace", namespace, "--skip-crds", "--values", "-", *extra,
-         kubeconfig=cluster.kubeconfig, stdin=json.dumps(dict(values)))
+    helm(
+        "install",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--skip-crds",
+        "--values",
+        "-",
+        *extra,
+        kubeconfig=cluster.kubeconfig,
+        stdin=json.dumps(dict(values)),
+    )
     try:
         yield release
     finally:
@@ -123,14 +143,20 @@ def serviceaccount_kubeconfig(cluster: Cluster, namespace: str, service_account:
     token = cluster.kubectl("create", "token", service_account, "-n", namespace, "--duration=1h").stdout.strip()
     admin = json.loads(cluster.kubeconfig.read_text())
     cluster_entry = admin["clusters"][0]
-    path.write_text(json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [cluster_entry],
-        "users": [{"name": service_account, "user": {"token": token}}],
-        "contexts": [{"name": service_account, "context": {"cluster": cluster_entry["name"], "user": service_account}}],
-        "current-context": service_account,
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster_entry],
+                "users": [{"name": service_account, "user": {"token": token}}],
+                "contexts": [
+                    {"name": service_account, "context": {"cluster": cluster_entry["name"], "user": service_account}}
+                ],
+                "current-context": service_account,
+            }
+        )
+    )
     return path
 
 

@@ -39,7 +39,10 @@ class Cluster:
         """Runs the kubectl on PATH against this cluster."""
         result = subprocess.run(
             ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin, capture_output=True, text=True, timeout=120,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
@@ -60,7 +63,10 @@ def eventually(probe: Callable[[], T | None], timeout_s: float = 60, what: str =
 GROUP, VERSION, PLURAL = "bentham.io", "v1alpha1", "studies"
 
 GOOD_RESULT: dict[str, Any] = {
-    "success": True, "responseLength": 800, "isActualContent": True, "responseTimeMs": 650,
+    "success": True,
+    "responseLength": 800,
+    "isActualContent": True,
+    "responseTimeMs": 650,
     "evidence": [{"url": "s3://evidence/cell.json", "sha256": "a" * 64}],
 }
 
@@ -95,7 +101,9 @@ def study(
         "spec": {
             "tenantId": "acme",
             "executor": {
-                "image": "example.invalid/executor:1", "parallelism": parallelism, "podAnnotations": annotations,
+                "image": "example.invalid/executor:1",
+                "parallelism": parallelism,
+                "podAnnotations": annotations,
             },
             "manifest": {
                 "name": name,
@@ -135,9 +143,11 @@ class Studies:
 
     def wait_for_state(self, name: str, *states: str, timeout_s: float = 120) -> dict[str, Any]:
         """Waits until the study is in one of `states`; returns its status."""
+
         def reached() -> dict[str, Any] | None:
             status = self.status(name)
             return status if status.get("state") in states else None
+
         try:
             return eventually(reached, timeout_s, what=f"study {name} to reach {'/'.join(states)}")
         except AssertionError as error:
@@ -148,8 +158,9 @@ class Studies:
 
 
 @contextmanager
-def kwok_stage(cluster: Cluster, namespace: str, selector_labels: Mapping[str, str], status_template: str,
-               delay: str | None = None) -> Iterator[str]:
+def kwok_stage(
+    cluster: Cluster, namespace: str, selector_labels: Mapping[str, str], status_template: str, delay: str | None = None
+) -> Iterator[str]:
     """A kwok Stage, for Running pods of `namespace` with these labels, while the block runs."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     spec: dict[str, Any] = {
@@ -167,9 +178,19 @@ def kwok_stage(cluster: Cluster, namespace: str, selector_labels: Mapping[str, s
     }
     if delay:
         spec["delay"] = {"durationMilliseconds": int(float(delay.rstrip("s")) * 1000)}
-    cluster.kubectl("apply", "-f", "-", stdin=json.dumps({
-        "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name}, "spec": spec,
-    }))
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "Stage",
+                "metadata": {"name": name},
+                "spec": spec,
+            }
+        ),
+    )
     time.sleep(1)  # kwok learns of Stages through a watch
     try:
         yield name

@@ -22,19 +22,35 @@ log = logging.getLogger("bentham")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bentham-operator", description="Run the Bentham study operator.")
     parser.add_argument(
-        "-n", "--namespace", action="append", default=[],
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
         help="Watch this namespace or glob (repeatable). Default: $BENTHAM_NAMESPACES (comma-separated), else all.",
     )
-    parser.add_argument("--liveness", default=os.environ.get("BENTHAM_LIVENESS", ""),
-                        help="Serve the liveness probe, e.g. http://0.0.0.0:8080/healthz.")
-    parser.add_argument("--leader-elect", action="store_true",
-                        default=os.environ.get("BENTHAM_LEADER_ELECT", "").lower() in ("1", "true", "yes"),
-                        help="Act only while holding the leader Lease (for more than one replica).")
-    parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
-                        help="Namespace of the leader Lease. Default: $POD_NAMESPACE, else default.")
+    parser.add_argument(
+        "--liveness",
+        default=os.environ.get("BENTHAM_LIVENESS", ""),
+        help="Serve the liveness probe, e.g. http://0.0.0.0:8080/healthz.",
+    )
+    parser.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=os.environ.get("BENTHAM_LEADER_ELECT", "").lower() in ("1", "true", "yes"),
+        help="Act only while holding the leader Lease (for more than one replica).",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="Namespace of the leader Lease. Default: $POD_NAMESPACE, else default.",
+    )
     parser.add_argument("--lease-name", default="bentham-operator", help="Name of the leader Lease.")
-    parser.add_argument("--metrics-port", type=int, default=None,
-                        help="Serve Prometheus metrics on this port (same as $BENTHAM_METRICS_PORT; 0: off).")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Serve Prometheus metrics on this port (same as $BENTHAM_METRICS_PORT; 0: off).",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="Log at DEBUG level.")
     args = parser.parse_args(argv)
 
@@ -52,8 +68,9 @@ def main(argv: list[str] | None = None) -> None:
         from bentham.controller.leadership import LeaderElector, LeaseSettings
 
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-        elector = LeaderElector(load_api_client(), identity,
-                                LeaseSettings(name=args.lease_name, namespace=args.lease_namespace))
+        elector = LeaderElector(
+            load_api_client(), identity, LeaseSettings(name=args.lease_name, namespace=args.lease_namespace)
+        )
         log.info("leader election: %s is standing by for lease %s/%s", identity, args.lease_namespace, args.lease_name)
         with standby_liveness(args.liveness):
             elector.wait_for_leadership(stop)

@@ -20,8 +20,18 @@ from tests.support import Cluster
 REPO = Path(__file__).resolve().parents[2]
 
 OPERATOR_FIELDS = (
-    "wall_s", "baseline_wall_s", "wall_ratio", "cells_per_s", "status_writes", "status_writes_per_cell",
-    "api_requests", "api_requests_per_cell", "peak_rss_mb", "cpu_s", "cpu_s_per_1000_cells", "study_kib",
+    "wall_s",
+    "baseline_wall_s",
+    "wall_ratio",
+    "cells_per_s",
+    "status_writes",
+    "status_writes_per_cell",
+    "api_requests",
+    "api_requests_per_cell",
+    "peak_rss_mb",
+    "cpu_s",
+    "cpu_s_per_1000_cells",
+    "study_kib",
     "first_job_s",
 )
 BASELINE_FIELDS = ("wall_s", "cells_per_s", "jobs_created", "api_requests", "api_requests_per_cell", "client_cpu_s")
@@ -33,10 +43,14 @@ def positive(result: dict[str, Any], *fields: str) -> None:
         assert isinstance(value, int | float) and value > 0, f"{result['kind']} {result['scenario']}: {field}={value}"
 
 
-@pytest.mark.parametrize("scenario", [
-    Scenario("smoke", studies=1, cells=8, parallelism=4),
-    Scenario("smoke-2x8", studies=2, cells=8, parallelism=4),
-], ids=lambda scenario: scenario.name)
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        Scenario("smoke", studies=1, cells=8, parallelism=4),
+        Scenario("smoke-2x8", studies=2, cells=8, parallelism=4),
+    ],
+    ids=lambda scenario: scenario.name,
+)
 def test_scenario_and_its_baseline_report_every_number(study_crd: Cluster, scenario: Scenario) -> None:
     audit_log = study_crd.kubeconfig.parent / "logs" / "audit.log"
     bench = Bench(

@@ -52,8 +52,15 @@ EVERY_FEATURE: dict[str, Any] = {
     "priorityClassName": "system-cluster-critical",
     "nodeSelector": {"kubernetes.io/os": "linux"},
     "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "operators", "effect": "NoSchedule"}],
-    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}},
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}
+                ]
+            }
+        }
+    },
 }
 
 
@@ -166,10 +173,15 @@ def rbac_release(study_crd: Cluster) -> Iterator[tuple[str, str]]:
 
     Zero replicas: the operator runs below as a local process with the chart's identity.
     """
-    with scratch_namespace(study_crd, "u-chart") as release_namespace, \
-            scratch_namespace(study_crd, "u-chart-studies") as studies_namespace:
-        values = {"replicas": 0, "watchNamespaces": [studies_namespace],
-                  "rbac": {"secretAccess": {"namespaces": [studies_namespace]}}}
+    with (
+        scratch_namespace(study_crd, "u-chart") as release_namespace,
+        scratch_namespace(study_crd, "u-chart-studies") as studies_namespace,
+    ):
+        values = {
+            "replicas": 0,
+            "watchNamespaces": [studies_namespace],
+            "rbac": {"secretAccess": {"namespaces": [studies_namespace]}},
+        }
         with chart_release(study_crd, release_namespace, values):
             yield release_namespace, studies_namespace
 
@@ -189,8 +201,11 @@ def test_chart_installs_and_its_operator_pod_runs_locked_down(study_crd: Cluster
             apps = client.AppsV1Api(study_crd.api)
             deployment = apps.read_namespaced_deployment("bentham-operator", namespace)
             assert deployment.status.ready_replicas == 1
-            (pod,) = client.CoreV1Api(study_crd.api).list_namespaced_pod(
-                namespace, label_selector="app.kubernetes.io/name=bentham-operator").items
+            (pod,) = (
+                client.CoreV1Api(study_crd.api)
+                .list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=bentham-operator")
+                .items
+            )
             assert pod.status.phase == "Running"
             assert pod.spec.service_account_name == "bentham-operator"
             container = pod.spec.containers[0]
@@ -242,10 +257,19 @@ def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_char
     body = study("under-rbac", queries=2, locations=("us-nyc", "uk-lon"))
     body["spec"]["notifications"] = {"secretRef": {"name": "hub"}}
     with webhook_receiver() as (url, received):
-        client.CoreV1Api(study_crd.api).create_namespaced_secret(studies_namespace, client.V1Secret(
-            metadata=client.V1ObjectMeta(name="hub"), string_data={"url": url, "authorization": "Bearer s3cret"}))
-        operator = start_operator(study_crd, tmp_path / "operator.log", "--namespace", studies_namespace,
-                                  env={"KUBECONFIG": str(chart_identity)})
+        client.CoreV1Api(study_crd.api).create_namespaced_secret(
+            studies_namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="hub"), string_data={"url": url, "authorization": "Bearer s3cret"}
+            ),
+        )
+        operator = start_operator(
+            study_crd,
+            tmp_path / "operator.log",
+            "--namespace",
+            studies_namespace,
+            env={"KUBECONFIG": str(chart_identity)},
+        )
         try:
             studies.create(body)
             status = studies.wait_for_state("under-rbac", "complete", "failed", timeout_s=90)
@@ -259,8 +283,11 @@ def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_char
     for refusal in ("forbidden", "not enough permissions"):  # an ApiException's reason, kopf's warnings
         assert refusal not in log.lower(), operator.log_tail()
     assert {authorization for authorization, _ in received} == {"Bearer s3cret"}
-    events = client.CoreV1Api(study_crd.api).list_namespaced_event(
-        studies_namespace, field_selector="involvedObject.name=under-rbac").items
+    events = (
+        client.CoreV1Api(study_crd.api)
+        .list_namespaced_event(studies_namespace, field_selector="involvedObject.name=under-rbac")
+        .items
+    )
     assert {"Started", "Completed"} <= {event.reason for event in events}
 
 
@@ -270,8 +297,12 @@ def test_chart_identity_is_refused_outside_its_rules(
     release_namespace, studies_namespace = rbac_release
     core = client.CoreV1Api(study_crd.api)
     for namespace in (release_namespace, studies_namespace):
-        core.create_namespaced_secret(namespace, client.V1Secret(
-            metadata=client.V1ObjectMeta(name="webhook"), string_data={"url": "https://hooks.example/x"}))
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="webhook"), string_data={"url": "https://hooks.example/x"}
+            ),
+        )
     api = config.new_client_from_config(config_file=str(chart_identity))
     as_operator = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
@@ -291,16 +322,34 @@ def test_chart_identity_is_refused_outside_its_rules(
         assert status_of(as_operator.read_namespaced_secret, "webhook", release_namespace) == 403
         assert status_of(as_operator.delete_namespaced_secret, "webhook", studies_namespace) == 403
         assert status_of(as_operator.list_node) == 403
-        assert status_of(as_operator.create_namespaced_pod, studies_namespace, client.V1Pod(
-            metadata=client.V1ObjectMeta(name="p"),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="x")]))) == 403
+        assert (
+            status_of(
+                as_operator.create_namespaced_pod,
+                studies_namespace,
+                client.V1Pod(
+                    metadata=client.V1ObjectMeta(name="p"),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="x")]),
+                ),
+            )
+            == 403
+        )
         # The operator can never write a study's spec: only its status.
         studies = Studies(study_crd, studies_namespace)
         paused = study("spec-is-the-users", queries=1, locations=("us-nyc",))
         paused["spec"]["paused"] = True
         studies.create(paused)
-        assert status_of(custom.patch_namespaced_custom_object, "bentham.io", "v1alpha1", studies_namespace,
-                         "studies", "spec-is-the-users", {"spec": {"paused": False}}) == 403
+        assert (
+            status_of(
+                custom.patch_namespaced_custom_object,
+                "bentham.io",
+                "v1alpha1",
+                studies_namespace,
+                "studies",
+                "spec-is-the-users",
+                {"spec": {"paused": False}},
+            )
+            == 403
+        )
     finally:
         api.close()
 
@@ -312,42 +361,68 @@ def test_kopf_uses_the_charts_identity_and_needs_namespaces_only_when_given_some
 
     That refusal comes from kopf's namespace observer, so it also shows kopf authenticates as the token.
     """
-    with scratch_namespace(study_crd, "u-chart-all") as release_namespace, chart_release(
-        study_crd, release_namespace, {"replicas": 0}
+    with (
+        scratch_namespace(study_crd, "u-chart-all") as release_namespace,
+        chart_release(study_crd, release_namespace, {"replicas": 0}),
     ):
         identity = serviceaccount_kubeconfig(study_crd, release_namespace, "bentham-operator", tmp_path / "kc")
-        operator = start_operator(study_crd, tmp_path / "operator.log", "--namespace", "u-nothing-here",
-                                  env={"KUBECONFIG": str(identity)})
-        refusal = (f'User "system:serviceaccount:{release_namespace}:bentham-operator" '
-                   'cannot list resource "namespaces"')
+        operator = start_operator(
+            study_crd, tmp_path / "operator.log", "--namespace", "u-nothing-here", env={"KUBECONFIG": str(identity)}
+        )
+        refusal = f'User "system:serviceaccount:{release_namespace}:bentham-operator" cannot list resource "namespaces"'
         try:
-            eventually(lambda: refusal in operator.log.read_text(), timeout_s=30,
-                       what="kopf to be refused the namespace list")
+            eventually(
+                lambda: refusal in operator.log.read_text(), timeout_s=30, what="kopf to be refused the namespace list"
+            )
         finally:
             stop_operator_after_cleanup(operator)
 
 
 def test_leader_election_role_lets_the_operator_take_over_its_lease(study_crd: Cluster, tmp_path: Path) -> None:
     """A stale Lease from an old leader: taking it over needs get and update on it, as renewing does."""
-    with scratch_namespace(study_crd, "u-chart-ha") as release_namespace, chart_release(
-        study_crd, release_namespace,
-        {"replicas": 0, "leaderElection": {"enabled": True}, "watchNamespaces": ["u-nothing-here"]},
+    with (
+        scratch_namespace(study_crd, "u-chart-ha") as release_namespace,
+        chart_release(
+            study_crd,
+            release_namespace,
+            {"replicas": 0, "leaderElection": {"enabled": True}, "watchNamespaces": ["u-nothing-here"]},
+        ),
     ):
         leases = client.CoordinationV1Api(study_crd.api)
         long_ago = datetime.now(UTC) - timedelta(hours=1)
-        leases.create_namespaced_lease(release_namespace, client.V1Lease(
-            metadata=client.V1ObjectMeta(name="bentham-operator"),
-            spec=client.V1LeaseSpec(holder_identity="old-leader", lease_duration_seconds=15,
-                                    acquire_time=long_ago, renew_time=long_ago, lease_transitions=0)))
+        leases.create_namespaced_lease(
+            release_namespace,
+            client.V1Lease(
+                metadata=client.V1ObjectMeta(name="bentham-operator"),
+                spec=client.V1LeaseSpec(
+                    holder_identity="old-leader",
+                    lease_duration_seconds=15,
+                    acquire_time=long_ago,
+                    renew_time=long_ago,
+                    lease_transitions=0,
+                ),
+            ),
+        )
         identity = serviceaccount_kubeconfig(study_crd, release_namespace, "bentham-operator", tmp_path / "kc")
         # The environment the chart's Deployment gives its pods.
-        environment = {"KUBECONFIG": str(identity), "BENTHAM_LEADER_ELECT": "true",
-                       "POD_NAMESPACE": release_namespace, "POD_NAME": "replica-a"}
-        operator = start_operator(study_crd, tmp_path / "operator.log", "--namespace", "u-nothing-here",
-                                  env=environment)
+        environment = {
+            "KUBECONFIG": str(identity),
+            "BENTHAM_LEADER_ELECT": "true",
+            "POD_NAMESPACE": release_namespace,
+            "POD_NAME": "replica-a",
+        }
+        operator = start_operator(
+            study_crd, tmp_path / "operator.log", "--namespace", "u-nothing-here", env=environment
+        )
         try:
-            eventually(lambda: leases.read_namespaced_lease("bentham-operator", release_namespace)
-                       .spec.holder_identity == "replica-a", timeout_s=30, what="replica-a to hold the Lease")
+            eventually(
+                lambda: (
+                    leases.read_namespaced_lease("bentham-operator", release_namespace).spec.holder_identity
+                    == "replica-a"
+                ),
+                timeout_s=30,
+                what="replica-a to hold the Lease",
+            )
         finally:
             stop_operator_after_cleanup(operator)
 

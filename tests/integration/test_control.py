@@ -68,23 +68,34 @@ def test_pausing_stops_new_jobs_and_resuming_finishes_the_study(
     assert final["progress"]["completedCells"] == 12
     # Notifications go out after the status write that records them, so the last may trail it.
     expected = {"study.created", "study.started", "study.paused", "study.resumed", "study.completed"}
-    eventually(lambda: expected <= {body["event"] for body in webhook.received}, timeout_s=15,
-               what=f"the notifications {sorted(expected)}")
+    eventually(
+        lambda: expected <= {body["event"] for body in webhook.received},
+        timeout_s=15,
+        what=f"the notifications {sorted(expected)}",
+    )
 
 
 def test_study_paused_as_its_last_cell_ended_completes_on_resume(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     studies = Studies(cluster, namespace)
-    studies.create(study("last-cell", queries=1, locations=("us-nyc", "uk-lon"), parallelism=2,
-                         pod_annotations={"sim.bentham.io/duration": "3s"}))
+    studies.create(
+        study(
+            "last-cell",
+            queries=1,
+            locations=("us-nyc", "uk-lon"),
+            parallelism=2,
+            pod_annotations={"sim.bentham.io/duration": "3s"},
+        )
+    )
     eventually(lambda: len(job_names(studies, "last-cell")) == 2, what="both Jobs")
     studies.patch_spec("last-cell", {"paused": True})
     studies.wait_for_state("last-cell", "paused", timeout_s=30)
 
     recorded = eventually(
         lambda: (s := studies.status("last-cell"))["progress"]["completedCells"] == 2 and s,
-        what="both cells to end while paused")
+        what="both cells to end while paused",
+    )
     assert recorded["state"] == "paused"
 
     studies.patch_spec("last-cell", {"paused": False})
@@ -114,17 +125,24 @@ def test_study_that_cannot_make_its_deadline_is_flagged_notified_once_and_gets_m
     cluster: Cluster, operator: OperatorProcess, namespace: str, webhook: WebhookReceiver
 ) -> None:
     studies = Studies(cluster, namespace)
-    body = study("behind", queries=20, parallelism=2, pod_annotations={"sim.bentham.io/duration": "4s"},
-                 deadline=in_seconds(240))
+    body = study(
+        "behind", queries=20, parallelism=2, pod_annotations={"sim.bentham.io/duration": "4s"}, deadline=in_seconds(240)
+    )
     body["spec"]["executor"]["maxParallelism"] = 6
     body["spec"]["notifications"] = {"webhookUrl": webhook.url}
     studies.create(body)
 
-    flagged = eventually(lambda: (s := studies.status("behind")).get("deadline", {}).get("atRisk") and s,
-                         timeout_s=60, what="the study to be flagged at risk")
+    flagged = eventually(
+        lambda: (s := studies.status("behind")).get("deadline", {}).get("atRisk") and s,
+        timeout_s=60,
+        what="the study to be flagged at risk",
+    )
     assert condition(flagged, "AtRisk")["status"] == "True"
-    raised = eventually(lambda: (s := studies.status("behind")).get("parallelism", 2) > 2 and s,
-                        timeout_s=60, what="parallelism to rise")
+    raised = eventually(
+        lambda: (s := studies.status("behind")).get("parallelism", 2) > 2 and s,
+        timeout_s=60,
+        what="parallelism to rise",
+    )
     assert raised["parallelism"] <= 6
     deadline_status = raised["deadline"]
     for field in ("timeRemainingSeconds", "requiredRate", "bottleneckSurface"):
@@ -138,11 +156,21 @@ def test_study_with_no_progress_near_its_deadline_is_flagged(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     studies = Studies(cluster, namespace)
-    studies.create(study("stuck", queries=2, parallelism=2, pod_annotations={"sim.bentham.io/duration": "600s"},
-                         deadline=in_seconds(300)))
+    studies.create(
+        study(
+            "stuck",
+            queries=2,
+            parallelism=2,
+            pod_annotations={"sim.bentham.io/duration": "600s"},
+            deadline=in_seconds(300),
+        )
+    )
 
-    status = eventually(lambda: (s := studies.status("stuck")).get("deadline", {}).get("atRisk") and s,
-                        timeout_s=60, what="a study without progress to be flagged")
+    status = eventually(
+        lambda: (s := studies.status("stuck")).get("deadline", {}).get("atRisk") and s,
+        timeout_s=60,
+        what="a study without progress to be flagged",
+    )
     assert status["progress"]["completedCells"] == 0
     studies.patch_spec("stuck", {"cancel": {"reason": "test over"}})
 
@@ -152,26 +180,39 @@ def test_at_the_deadline_a_study_whose_required_surfaces_are_done_completes_and_
 ) -> None:
     studies = Studies(cluster, namespace)
     with kwok_stage(cluster, namespace, {"bentham.io/surface": "grok"}, slow_pods_template(), delay="600s"):
-        studies.create(study("optional-slow", required=("openai-api",), optional=("grok",), queries=1,
-                             parallelism=4, deadline=in_seconds(25)))
-        eventually(lambda: studies.status("optional-slow").get("progress", {}).get("completedCells") == 2,
-                   what="the required cells")
+        studies.create(
+            study(
+                "optional-slow",
+                required=("openai-api",),
+                optional=("grok",),
+                queries=1,
+                parallelism=4,
+                deadline=in_seconds(25),
+            )
+        )
+        eventually(
+            lambda: studies.status("optional-slow").get("progress", {}).get("completedCells") == 2,
+            what="the required cells",
+        )
         assert studies.status("optional-slow")["state"] == "executing"  # an optional cell is still in flight
 
-        status = studies.wait_for_state("optional-slow", "complete", "failed", "human_intervention_required",
-                                        timeout_s=90)
+        status = studies.wait_for_state(
+            "optional-slow", "complete", "failed", "human_intervention_required", timeout_s=90
+        )
     assert status["state"] == "complete"
     eventually(lambda: not studies.jobs("optional-slow"), what="the optional Jobs to stop")
 
 
-@pytest.mark.parametrize(("policy", "outcome"), [({}, "human_intervention_required"),
-                                                 ({"onDeadlineMissed": "Fail"}, "failed")])
+@pytest.mark.parametrize(
+    ("policy", "outcome"), [({}, "human_intervention_required"), ({"onDeadlineMissed": "Fail"}, "failed")]
+)
 def test_at_the_deadline_a_study_short_of_its_thresholds_follows_its_policy(
     cluster: Cluster, operator: OperatorProcess, namespace: str, policy: dict[str, str], outcome: str
 ) -> None:
     studies = Studies(cluster, namespace)
-    body = study("late", queries=2, parallelism=2, pod_annotations={"sim.bentham.io/duration": "600s"},
-                 deadline=in_seconds(20))
+    body = study(
+        "late", queries=2, parallelism=2, pod_annotations={"sim.bentham.io/duration": "600s"}, deadline=in_seconds(20)
+    )
     body["spec"]["policy"] = policy
     studies.create(body)
 
@@ -196,9 +237,14 @@ def test_a_webhook_that_fails_or_hangs_does_not_slow_the_study(
             studies.wait_for_state(name, "complete", timeout_s=60)
         elapsed = time.monotonic() - started
 
-        retried = eventually(lambda: any(len([b for b in failing.received if b["id"] == first["id"]]) > 1
-                                         for first in failing.received) or None,
-                             timeout_s=20, what="a failed delivery to be retried")
+        retried = eventually(
+            lambda: (
+                any(len([b for b in failing.received if b["id"] == first["id"]]) > 1 for first in failing.received)
+                or None
+            ),
+            timeout_s=20,
+            what="a failed delivery to be retried",
+        )
     finally:
         failing.close()
         hanging.close()

@@ -16,8 +16,12 @@ from kubernetes import client
 from tests.support import Cluster, eventually
 
 
-def job(name: str, annotations: dict[str, str] | None = None, labels: dict[str, str] | None = None,
-        owner: client.V1OwnerReference | None = None) -> client.V1Job:
+def job(
+    name: str,
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    owner: client.V1OwnerReference | None = None,
+) -> client.V1Job:
     return client.V1Job(
         metadata=client.V1ObjectMeta(name=name, owner_references=[owner] if owner else None),
         spec=client.V1JobSpec(
@@ -77,7 +81,7 @@ def test_pod_that_asks_to_fail_makes_its_job_failed(
 def test_termination_message_is_readable_on_the_container_status(
     batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str
 ) -> None:
-    message = json.dumps({"success": True, "responseLength": 1234, "note": "quotes \" and\nnewlines"})
+    message = json.dumps({"success": True, "responseLength": 1234, "note": 'quotes " and\nnewlines'})
     batch.create_namespaced_job(namespace, job("reports", annotations={"sim.bentham.io/termination-message": message}))
 
     eventually(lambda: job_condition(batch, namespace, "reports"), what="the Job to finish")
@@ -150,9 +154,7 @@ def test_stage_added_at_runtime_fails_every_pod_it_selects(
 def test_deleting_an_owner_deletes_the_job_it_owns(
     batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str
 ) -> None:
-    owner = core.create_namespaced_config_map(
-        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
-    )
+    owner = core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner")))
     reference = client.V1OwnerReference(
         api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid, block_owner_deletion=True
     )
@@ -175,25 +177,29 @@ WIDGET_CRD: dict[str, Any] = {
         "group": "controlplane.test.bentham.io",
         "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
         "scope": "Namespaced",
-        "versions": [{
-            "name": "v1",
-            "served": True,
-            "storage": True,
-            "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "properties": {
-                    "spec": {
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
                         "type": "object",
-                        "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
-                        "x-kubernetes-validations": [
-                            {"rule": "self.min <= self.max", "message": "min must not exceed max"}
-                        ],
-                    },
-                    "status": {"type": "object", "properties": {"seen": {"type": "integer"}}},
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
+                                "x-kubernetes-validations": [
+                                    {"rule": "self.min <= self.max", "message": "min must not exceed max"}
+                                ],
+                            },
+                            "status": {"type": "object", "properties": {"seen": {"type": "integer"}}},
+                        },
+                    }
                 },
-            }},
-        }],
+            }
+        ],
     },
 }
 
@@ -207,9 +213,7 @@ def widget(name: str, low: int, high: int) -> dict[str, Any]:
     }
 
 
-def test_crd_with_a_cel_rule_rejects_a_bad_object_and_keeps_status_apart(
-    cluster: Cluster, namespace: str
-) -> None:
+def test_crd_with_a_cel_rule_rejects_a_bad_object_and_keeps_status_apart(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(WIDGET_CRD))
     cluster.kubectl("wait", "--for=condition=Established", f"crd/{WIDGET_CRD['metadata']['name']}", "--timeout=60s")
     custom = client.CustomObjectsApi(cluster.api)
@@ -248,7 +252,7 @@ def listening_addresses(pid: int) -> set[str]:
         with contextlib.suppress(OSError):
             target = os.readlink(fd)
             if target.startswith("socket:["):
-                inodes.add(target[len("socket:["):-1])
+                inodes.add(target[len("socket:[") : -1])
     addresses = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:

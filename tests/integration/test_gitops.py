@@ -18,8 +18,9 @@ ARGOCD = "argocd"
 
 def apply_as_argocd(cluster: Cluster, namespace: str, body: dict[str, Any]) -> None:
     """What Argo CD does with ServerSideApply=true (without --force-conflicts: a conflict fails the test)."""
-    cluster.kubectl("apply", "--server-side", f"--field-manager={ARGOCD}", "-n", namespace, "-f", "-",
-                    stdin=json.dumps(body))
+    cluster.kubectl(
+        "apply", "--server-side", f"--field-manager={ARGOCD}", "-n", namespace, "-f", "-", stdin=json.dumps(body)
+    )
 
 
 def owned_top_level_fields(entry: dict[str, Any]) -> set[str]:
@@ -31,8 +32,14 @@ def test_argocd_applies_spec_changes_to_a_running_study_and_the_operator_owns_on
 ) -> None:
     touch_namespace(cluster, namespace)  # in case the session's operator started just now
     studies = Studies(cluster, namespace)
-    body = study("gitops", queries=2, locations=("us-nyc", "uk-lon"), parallelism=1,
-                 pod_annotations={"sim.bentham.io/duration": "1s"}, description="First description")
+    body = study(
+        "gitops",
+        queries=2,
+        locations=("us-nyc", "uk-lon"),
+        parallelism=1,
+        pod_annotations={"sim.bentham.io/duration": "1s"},
+        description="First description",
+    )
 
     apply_as_argocd(cluster, namespace, body)
     studies.wait_for_state("gitops", "executing")
@@ -71,8 +78,16 @@ def test_argocd_applies_spec_changes_to_a_running_study_and_the_operator_owns_on
 def test_argocd_cm_patch_adds_the_health_check_beside_existing_settings(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("create", "configmap", "argocd-cm", "-n", namespace, "--from-literal=url=https://argocd.example")
 
-    cluster.kubectl("patch", "configmap", "argocd-cm", "-n", namespace, "--type=strategic",
-                    "--patch-file", str(REPO / "gitops" / "argocd" / "argocd-cm-patch.yaml"))
+    cluster.kubectl(
+        "patch",
+        "configmap",
+        "argocd-cm",
+        "-n",
+        namespace,
+        "--type=strategic",
+        "--patch-file",
+        str(REPO / "gitops" / "argocd" / "argocd-cm-patch.yaml"),
+    )
 
     data = json.loads(cluster.kubectl("get", "configmap", "argocd-cm", "-n", namespace, "-o", "json").stdout)["data"]
     assert data == {

@@ -29,10 +29,18 @@ def section_blocks(markdown: str, heading: str) -> list[str]:
 
 
 def remove_what_the_section_installs(cluster: Cluster) -> None:
-    helm("uninstall", "bentham-operator", "--namespace", "bentham-system", "--wait",
-         kubeconfig=cluster.kubeconfig, check=False)
-    cluster.kubectl("delete", "namespace", "demo", "bentham-system", "--ignore-not-found", "--wait=true",
-                    "--timeout=90s")
+    helm(
+        "uninstall",
+        "bentham-operator",
+        "--namespace",
+        "bentham-system",
+        "--wait",
+        kubeconfig=cluster.kubeconfig,
+        check=False,
+    )
+    cluster.kubectl(
+        "delete", "namespace", "demo", "bentham-system", "--ignore-not-found", "--wait=true", "--timeout=90s"
+    )
     (REPO / ".cluster" / "operator.kubeconfig").unlink(missing_ok=True)
 
 
@@ -42,26 +50,35 @@ def test_install_with_helm_section_runs_word_for_word(study_crd: Cluster, tmp_pa
     setup, identity, run_operator, apply_study, clean_up = section_blocks(INSTALL_DOC.read_text(), SECTION)
     assert "\n" not in run_operator.strip(), "the operator's block is one command, run in the background"
     operator_log = tmp_path / "operator.log"
-    script = "\n".join([
-        "set -euo pipefail",
-        setup,
-        identity,
-        f"{run_operator.strip()} > {operator_log} 2>&1 &",
-        "operator=$!",
-        # The reader stops the operator with Ctrl-C; kill it outright once the study is done.
-        "trap 'kill -KILL $operator 2>/dev/null || true' EXIT",
-        apply_study,
-    ])
+    script = "\n".join(
+        [
+            "set -euo pipefail",
+            setup,
+            identity,
+            f"{run_operator.strip()} > {operator_log} 2>&1 &",
+            "operator=$!",
+            # The reader stops the operator with Ctrl-C; kill it outright once the study is done.
+            "trap 'kill -KILL $operator 2>/dev/null || true' EXIT",
+            apply_study,
+        ]
+    )
     environment = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
     remove_what_the_section_installs(study_crd)
     try:
-        ran = subprocess.run(["bash", "-c", script], cwd=REPO, env=environment, capture_output=True, text=True,
-                             timeout=240)
+        ran = subprocess.run(
+            ["bash", "-c", script], cwd=REPO, env=environment, capture_output=True, text=True, timeout=240
+        )
         assert ran.returncode == 0, f"{ran.stdout}\n{ran.stderr}\noperator:\n{operator_log.read_text()[-3000:]}"
         # The same terminal: the setup's exports (KUBECONFIG, helm on PATH) still hold.
         exports = [line for line in setup.splitlines() if line.startswith("export ")]
-        cleaned = subprocess.run(["bash", "-c", "\n".join(["set -euo pipefail", *exports, clean_up])],
-                                 cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
+        cleaned = subprocess.run(
+            ["bash", "-c", "\n".join(["set -euo pipefail", *exports, clean_up])],
+            cwd=REPO,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert cleaned.returncode == 0, cleaned.stderr
     finally:
         remove_what_the_section_installs(study_crd)

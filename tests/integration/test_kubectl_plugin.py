@@ -20,7 +20,10 @@ def kubectl_study(cluster: Cluster, *args: str, timeout_s: float = 60) -> subpro
     environment = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run(
         ["kubectl", "study", *args, f"--kubeconfig={cluster.kubeconfig}"],
-        capture_output=True, text=True, env=environment, timeout=timeout_s,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout_s,
     )
 
 
@@ -34,8 +37,9 @@ def test_plugin_watches_a_study_to_completion_then_shows_its_progress_and_cells(
     touch_namespace(cluster, namespace)  # in case the session's operator started just now
     studies = Studies(cluster, namespace)
     # Both surfaces required: the study completes only once every cell has (threshold 0.95 of 4).
-    studies.create(study("followed", required=("openai-api", "grok"), queries=2,
-                         pod_annotations={"sim.bentham.io/duration": "1s"}))
+    studies.create(
+        study("followed", required=("openai-api", "grok"), queries=2, pod_annotations={"sim.bentham.io/duration": "1s"})
+    )
 
     watched = kubectl_study(cluster, "watch", "followed", "-n", namespace, "--interval", "0.5", timeout_s=120)
 
@@ -47,7 +51,16 @@ def test_plugin_watches_a_study_to_completion_then_shows_its_progress_and_cells(
     assert shown.returncode == 0, shown.stderr
     assert "Progress:  [########################] 8/8 completed (100%), 0 failed, 0 running, 0 pending" in shown.stdout
     assert line_starting(shown.stdout, "openai-api") == [
-        "openai-api", "*", "[########################]", "100%", "4", "0", "0", "0", "4"]
+        "openai-api",
+        "*",
+        "[########################]",
+        "100%",
+        "4",
+        "0",
+        "0",
+        "0",
+        "4",
+    ]
     assert line_starting(shown.stdout, "grok")[:2] == ["grok", "*"]
     assert line_starting(shown.stdout, "us-nyc")[-5:] == ["4", "0", "0", "0", "4"]
     assert "Conditions: " in shown.stdout and "Complete (" in shown.stdout
@@ -69,8 +82,9 @@ def test_plugin_shows_why_a_study_failed_and_which_cells_failed(
     touch_namespace(cluster, namespace)  # in case the session's operator started just now
     studies = Studies(cluster, namespace)
     with kwok_stage(cluster, namespace, {"bentham.io/surface": "grok"}, failing_pod_template()):
-        studies.create(study("doomed", required=("openai-api", "grok"), queries=3, parallelism=2, max_retries=1,
-                             threshold=0.9))
+        studies.create(
+            study("doomed", required=("openai-api", "grok"), queries=3, parallelism=2, max_retries=1, threshold=0.9)
+        )
         studies.wait_for_state("doomed", "failed", "complete")
 
     shown = kubectl_study(cluster, "status", "doomed", "-n", namespace)

@@ -39,11 +39,20 @@ def test_tiny_study_completes_with_exact_progress(cluster: Cluster, operator: Op
     assert (progress["executingCells"], progress["pendingCells"], progress["summary"]) == (0, 0, "8/8")
     for surface in ("openai-api", "perplexity-api"):
         assert progress["bySurface"][surface] == {
-            "total": 4, "completed": 4, "failed": 0, "executing": 0, "pending": 0, "required": True,
+            "total": 4,
+            "completed": 4,
+            "failed": 0,
+            "executing": 0,
+            "pending": 0,
+            "required": True,
         }
     for location in ("us-nyc", "uk-lon"):
         assert progress["byLocation"][location] == {
-            "total": 4, "completed": 4, "failed": 0, "executing": 0, "pending": 0,
+            "total": 4,
+            "completed": 4,
+            "failed": 0,
+            "executing": 0,
+            "pending": 0,
         }
     # Each Job goes once its outcome is in the status, which is written first.
     eventually(lambda: not studies.jobs("tiny-study"), what="the finished Jobs to be deleted")
@@ -56,9 +65,11 @@ def test_new_study_moves_through_validation_to_executing_and_posts_events(
     studies.create(study("events", queries=1, locations=("us-nyc",)))
     studies.wait_for_state("events", "complete")
 
-    events = json.loads(cluster.kubectl(
-        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=events", "-o", "json"
-    ).stdout)["items"]
+    events = json.loads(
+        cluster.kubectl(
+            "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=events", "-o", "json"
+        ).stdout
+    )["items"]
     reasons = {event["reason"] for event in events}
     for expected in ("ManifestReceived", "Validating", "Queued", "Started", "Completed"):
         assert expected in reasons, reasons
@@ -81,10 +92,17 @@ def test_required_surface_whose_pods_fail_fails_the_study_before_all_cells_ran(
 ) -> None:
     studies = Studies(cluster, namespace)
     with kwok_stage(cluster, namespace, {"bentham.io/surface": "grok"}, failing_pod_template()):
-        studies.create(study(
-            "required-fails", required=("openai-api", "grok"), queries=10, locations=("us-nyc", "uk-lon"),
-            parallelism=2, max_retries=1, threshold=0.9,
-        ))
+        studies.create(
+            study(
+                "required-fails",
+                required=("openai-api", "grok"),
+                queries=10,
+                locations=("us-nyc", "uk-lon"),
+                parallelism=2,
+                max_retries=1,
+                threshold=0.9,
+            )
+        )
         status = studies.wait_for_state("required-fails", "failed", "complete")
 
     assert status["state"] == "failed"
@@ -101,8 +119,13 @@ def test_failing_attempt_is_retried_and_its_attempts_recorded(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     studies = Studies(cluster, namespace)
-    retryable = {"success": False, "responseLength": 0, "isActualContent": False, "responseTimeMs": 10,
-                 "error": {"code": "TIMEOUT", "message": "took too long", "retryable": True}}
+    retryable = {
+        "success": False,
+        "responseLength": 0,
+        "isActualContent": False,
+        "responseTimeMs": 10,
+        "error": {"code": "TIMEOUT", "message": "took too long", "retryable": True},
+    }
     first_attempts = {"bentham.io/attempt": "1", "bentham.io/location": "us-nyc"}
     with kwok_stage(cluster, namespace, first_attempts, failing_pod_template(retryable)):
         studies.create(study("retries", queries=1, locations=("us-nyc", "uk-lon"), max_retries=3))
@@ -116,11 +139,17 @@ def test_failing_attempt_is_retried_and_its_attempts_recorded(
 
 def test_non_retryable_error_is_not_retried(cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:
     studies = Studies(cluster, namespace)
-    auth_failed = {"success": False, "responseLength": 0, "isActualContent": False, "responseTimeMs": 10,
-                   "error": {"code": "AUTH_FAILED", "message": "bad key", "retryable": True}}
+    auth_failed = {
+        "success": False,
+        "responseLength": 0,
+        "isActualContent": False,
+        "responseTimeMs": 10,
+        "error": {"code": "AUTH_FAILED", "message": "bad key", "retryable": True},
+    }
     with kwok_stage(cluster, namespace, {"bentham.io/surface": "grok"}, failing_pod_template(auth_failed)):
-        studies.create(study("auth", queries=1, locations=("us-nyc",), required=("openai-api",), optional=("grok",),
-                             max_retries=3))
+        studies.create(
+            study("auth", queries=1, locations=("us-nyc",), required=("openai-api",), optional=("grok",), max_retries=3)
+        )
         status = studies.wait_for_state("auth", "complete", "failed")
 
     assert status["state"] == "complete"
@@ -133,8 +162,16 @@ def test_too_short_response_fails_its_attempt_through_the_quality_gate(
 ) -> None:
     studies = Studies(cluster, namespace)
     short = {**GOOD_RESULT, "responseLength": 12}
-    studies.create(study("short", queries=1, locations=("us-nyc",), max_retries=2, result=short,
-                         qualityGates={"minResponseLength": 100}))
+    studies.create(
+        study(
+            "short",
+            queries=1,
+            locations=("us-nyc",),
+            max_retries=2,
+            result=short,
+            qualityGates={"minResponseLength": 100},
+        )
+    )
 
     status = studies.wait_for_state("short", "failed", "complete")
 
@@ -163,8 +200,15 @@ def test_jobs_in_flight_never_exceed_parallelism(cluster: Cluster, operator: Ope
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        studies.create(study("bounded", queries=6, locations=("us-nyc", "uk-lon"), parallelism=3,
-                             pod_annotations={"sim.bentham.io/duration": "1s"}))
+        studies.create(
+            study(
+                "bounded",
+                queries=6,
+                locations=("us-nyc", "uk-lon"),
+                parallelism=3,
+                pod_annotations={"sim.bentham.io/duration": "1s"},
+            )
+        )
         studies.wait_for_state("bounded", "complete", timeout_s=180)
     finally:
         done.set()
@@ -187,7 +231,11 @@ def test_demo_command_runs_the_tiny_study_to_completion(cluster: Cluster) -> Non
     namespace = f"demo-{uuid.uuid4().hex[:6]}"
     try:
         result = subprocess.run(
-            ["bash", str(REPO / "hack" / "demo.sh")], cwd=REPO, capture_output=True, text=True, timeout=300,
+            ["bash", str(REPO / "hack" / "demo.sh")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
             env={**os.environ, "DEMO_NAMESPACE": namespace},
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -26,19 +26,35 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_metrics_count_a_study_while_it_runs_and_after(cluster: Cluster, unwatched_namespace: str) -> None:
     port = free_port()
     studies = Studies(cluster, unwatched_namespace)
-    operator = start_operator(cluster, REPO / ".cluster" / "logs" / f"operator-{unwatched_namespace}.log",
-                              "--namespace", unwatched_namespace, "--metrics-port", str(port))
+    operator = start_operator(
+        cluster,
+        REPO / ".cluster" / "logs" / f"operator-{unwatched_namespace}.log",
+        "--namespace",
+        unwatched_namespace,
+        "--metrics-port",
+        str(port),
+    )
     try:
-        studies.create(study("scraped", queries=6, locations=("us-nyc", "uk-lon"), parallelism=4,
-                             pod_annotations={"sim.bentham.io/duration": "1s"}))
-        during = eventually(lambda: (m := scrape(port)).get(("bentham_live_jobs", ()), 0) > 0 and m,
-                            what="live Jobs in the metrics")
+        studies.create(
+            study(
+                "scraped",
+                queries=6,
+                locations=("us-nyc", "uk-lon"),
+                parallelism=4,
+                pod_annotations={"sim.bentham.io/duration": "1s"},
+            )
+        )
+        during = eventually(
+            lambda: (m := scrape(port)).get(("bentham_live_jobs", ()), 0) > 0 and m, what="live Jobs in the metrics"
+        )
         assert during[("bentham_live_jobs", ())] <= 4
         assert during[("bentham_studies", (("state", "executing"),))] == 1
         studies.wait_for_state("scraped", "complete")
 
-        after = eventually(lambda: (m := scrape(port))[("bentham_studies", (("state", "complete"),))] == 1 and m,
-                           what="the completed study in the metrics")
+        after = eventually(
+            lambda: (m := scrape(port))[("bentham_studies", (("state", "complete"),))] == 1 and m,
+            what="the completed study in the metrics",
+        )
     finally:
         stop_operator(operator)
 

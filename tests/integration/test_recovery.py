@@ -45,8 +45,12 @@ class JobCreations:
         while not self._stop.is_set():
             stream = watch.Watch()
             try:
-                for event in stream.stream(self._batch.list_namespaced_job, self._namespace,
-                                           resource_version=self._resource_version, timeout_seconds=5):
+                for event in stream.stream(
+                    self._batch.list_namespaced_job,
+                    self._namespace,
+                    resource_version=self._resource_version,
+                    timeout_seconds=5,
+                ):
                     job = event["object"]
                     self._resource_version = job.metadata.resource_version
                     if event["type"] == "ADDED":
@@ -92,8 +96,16 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
     kills = 0
     try:
         with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(retryable)):
-            studies.create(study("chaos", required=surfaces, locations=locations, queries=queries, parallelism=12,
-                                 pod_annotations={"sim.bentham.io/duration": "1500ms"}))
+            studies.create(
+                study(
+                    "chaos",
+                    required=surfaces,
+                    locations=locations,
+                    queries=queries,
+                    parallelism=12,
+                    pod_annotations={"sim.bentham.io/duration": "1500ms"},
+                )
+            )
             rng = random.Random(20261125)
             while kills < 12 and studies.status("chaos").get("state") not in ("complete", "failed"):
                 time.sleep(rng.uniform(0.3, 2.5))
@@ -130,16 +142,29 @@ def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
     studies = Studies(cluster, namespace)
     operator = start_operator(cluster, LOGS / f"operator-{namespace}.log", "--namespace", namespace)
     try:
-        studies.create(study("outage", required=("openai-api", "grok"), queries=30, parallelism=10,
-                             pod_annotations={"sim.bentham.io/duration": "1s"}))
-        eventually(lambda: (studies.status("outage").get("progress") or {}).get("completedCells", 0) >= 10,
-                   what="some progress before the outage")
+        studies.create(
+            study(
+                "outage",
+                required=("openai-api", "grok"),
+                queries=30,
+                parallelism=10,
+                pod_annotations={"sim.bentham.io/duration": "1s"},
+            )
+        )
+        eventually(
+            lambda: (studies.status("outage").get("progress") or {}).get("completedCells", 0) >= 10,
+            what="some progress before the outage",
+        )
         pids = [int((run_dir / f"{part}.pid").read_text()) for part in ("kube-apiserver", "etcd")]
         for pid in pids:
             os.kill(pid, signal.SIGKILL)  # a crash: the API server's graceful stop waits on the etcd it lost
         eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), what="both to exit")
-        subprocess.run([sys.executable, str(REPO / "hack" / "cluster.py"), "up"], check=True, capture_output=True,
-                       env={**os.environ, "BENTHAM_CLUSTER_DIR": str(run_dir.parent)})
+        subprocess.run(
+            [sys.executable, str(REPO / "hack" / "cluster.py"), "up"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "BENTHAM_CLUSTER_DIR": str(run_dir.parent)},
+        )
         report("chaos: restarted kube-apiserver and etcd mid-study")
 
         status = studies.wait_for_state("outage", "complete", "failed", timeout_s=240)
@@ -156,19 +181,26 @@ def test_standby_replica_takes_over_within_30s_when_the_leader_dies(cluster: Clu
     args = ("--namespace", namespace, "--leader-elect", "--lease-namespace", namespace)
     replicas = [start_operator(cluster, LOGS / f"operator-{namespace}-{i}.log", *args) for i in range(2)]
     try:
-        holder = eventually(lambda: leases.read_namespaced_lease("bentham-operator", namespace).spec.holder_identity,
-                            what="a leader")
+        holder = eventually(
+            lambda: leases.read_namespaced_lease("bentham-operator", namespace).spec.holder_identity, what="a leader"
+        )
         leader = next(r for r in replicas if holder.endswith(f"-{r.process.pid}"))
         standby = next(r for r in replicas if r is not leader)
         studies.create(study("failover", queries=20, parallelism=6, pod_annotations={"sim.bentham.io/duration": "1s"}))
-        eventually(lambda: (studies.status("failover").get("progress") or {}).get("completedCells", 0) >= 6,
-                   what="some progress under the first leader")
+        eventually(
+            lambda: (studies.status("failover").get("progress") or {}).get("completedCells", 0) >= 6,
+            what="some progress under the first leader",
+        )
 
         kill_hard(leader)
         killed_at = time.monotonic()
         new_holder = eventually(
-            lambda: (h := leases.read_namespaced_lease("bentham-operator", namespace).spec.holder_identity) != holder
-            and h, timeout_s=45, what="the standby to take the lease")
+            lambda: (
+                (h := leases.read_namespaced_lease("bentham-operator", namespace).spec.holder_identity) != holder and h
+            ),
+            timeout_s=45,
+            what="the standby to take the lease",
+        )
         takeover_s = time.monotonic() - killed_at
         report(f"chaos: killed the leader; the standby took over in {takeover_s:.1f}s")
 

@@ -80,7 +80,9 @@ def test_there_are_enough_invalid_studies_each_with_its_expectation() -> None:
 
 @pytest.mark.parametrize("path", INVALID_FILES, ids=[p.stem for p in INVALID_FILES])
 def test_api_server_rejects_invalid_study_naming_the_field(
-    study_crd: Any, namespace: str, path: Path,
+    study_crd: Any,
+    namespace: str,
+    path: Path,
 ) -> None:
     expected, field = header(path, "expect"), header(path, "field")
 
@@ -114,8 +116,17 @@ def test_examples_apply_and_list_with_the_printer_columns(study_crd: Any, namesp
     wide = study_crd.kubectl("get", "studies", "-n", namespace, "-o", "wide").stdout.splitlines()
 
     assert table[0].split() == ["NAME", "STATE", "PROGRESS", "PERCENT", "AT-RISK", "DEADLINE", "AGE"]
-    assert wide[0].split() == ["NAME", "STATE", "PROGRESS", "PERCENT", "AT-RISK", "DEADLINE", "AGE", "TENANT",
-                               "MESSAGE"]
+    assert wide[0].split() == [
+        "NAME",
+        "STATE",
+        "PROGRESS",
+        "PERCENT",
+        "AT-RISK",
+        "DEADLINE",
+        "AGE",
+        "TENANT",
+        "MESSAGE",
+    ]
     names = {path.stem for path in EXAMPLES.glob("*.yaml")}
     assert {line.split()[0] for line in table[1:]} == names
     typical = next(line for line in table[1:] if line.startswith("typical-study "))
@@ -171,8 +182,13 @@ def test_tenant_studies_are_listed_with_one_field_selector(study_crd: Any, names
         study_crd.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(minimal_study(name, owner)))
 
     listed = study_crd.kubectl(
-        "get", "studies", "-A", "--field-selector", f"spec.tenantId={tenant}",
-        "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{'\\n'}{end}",
+        "get",
+        "studies",
+        "-A",
+        "--field-selector",
+        f"spec.tenantId={tenant}",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{'\\n'}{end}",
     )
 
     assert sorted(listed.stdout.split()) == [f"{namespace}/ours-1", f"{namespace}/ours-2"]
@@ -207,11 +223,28 @@ def test_api_server_defaults_an_empty_optional_surfaces_list(study_crd: Any, nam
 
 def test_a_cancelled_study_cannot_be_uncancelled(study_crd: Any, namespace: str) -> None:
     study_crd.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(minimal_study("cancel-me")))
-    study_crd.kubectl("patch", "study", "cancel-me", "-n", namespace, "--type=merge",
-                      "-p", json.dumps({"spec": {"cancel": {"reason": "budget cut"}}}))
+    study_crd.kubectl(
+        "patch",
+        "study",
+        "cancel-me",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"cancel": {"reason": "budget cut"}}}),
+    )
 
-    removed = study_crd.kubectl("patch", "study", "cancel-me", "-n", namespace, "--type=json",
-                                "-p", json.dumps([{"op": "remove", "path": "/spec/cancel"}]), check=False)
+    removed = study_crd.kubectl(
+        "patch",
+        "study",
+        "cancel-me",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        json.dumps([{"op": "remove", "path": "/spec/cancel"}]),
+        check=False,
+    )
 
     assert removed.returncode != 0
     assert "spec.cancel" in removed.stderr
@@ -269,11 +302,26 @@ def same_type_mutations(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]
         parent[key] = draw(st.sampled_from([-0.01, 0.0, 0.5, 1.0, 1.01]))
     elif isinstance(old, str):
         length = draw(st.sampled_from(BOUNDARY_LENGTHS))
-        parent[key] = draw(st.one_of(
-            st.text(st.characters(codec="utf-8"), min_size=length, max_size=length),
-            st.sampled_from(["openai-api", "grok", "us-nyc", "de-ber", "mobile", "full", "US", "us", "acme",
-                             "https://hooks.example/x", "Always"]),
-        ))
+        parent[key] = draw(
+            st.one_of(
+                st.text(st.characters(codec="utf-8"), min_size=length, max_size=length),
+                st.sampled_from(
+                    [
+                        "openai-api",
+                        "grok",
+                        "us-nyc",
+                        "de-ber",
+                        "mobile",
+                        "full",
+                        "US",
+                        "us",
+                        "acme",
+                        "https://hooks.example/x",
+                        "Always",
+                    ]
+                ),
+            )
+        )
     elif isinstance(old, list):
         operation = draw(st.sampled_from(["empty", "repeat", "drop"]))
         if operation == "empty":
@@ -292,7 +340,13 @@ def server_verdict(api: client.ApiClient, namespace: str, spec: dict[str, Any]) 
     body = {"apiVersion": "bentham.io/v1alpha1", "kind": "Study", "metadata": {"name": "probe"}, "spec": spec}
     try:
         client.CustomObjectsApi(api).create_namespaced_custom_object(
-            "bentham.io", "v1alpha1", namespace, "studies", body, dry_run="All", field_validation="Strict",
+            "bentham.io",
+            "v1alpha1",
+            namespace,
+            "studies",
+            body,
+            dry_run="All",
+            field_validation="Strict",
         )
     except client.ApiException as error:
         if error.status not in (400, 422):
@@ -321,7 +375,9 @@ BASES = [load(path)["spec"] for path in sorted(EXAMPLES.glob("*.yaml"))] + [
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_api_server_and_models_agree_on_mutated_specs(
-    study_crd: Any, namespace: str, data: st.DataObject,
+    study_crd: Any,
+    namespace: str,
+    data: st.DataObject,
 ) -> None:
     spec = data.draw(st.sampled_from(BASES).flatmap(same_type_mutations))
 

@@ -18,28 +18,37 @@ PATCH = REPO / "gitops" / "argocd" / "argocd-cm-patch.yaml"
 
 def study_object(state: str | None, *, generation: int = 1, observed: int | None = 1, **status: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "apiVersion": "bentham.io/v1alpha1", "kind": "Study",
+        "apiVersion": "bentham.io/v1alpha1",
+        "kind": "Study",
         "metadata": {"name": "s", "namespace": "n", "generation": generation},
         "spec": {"tenantId": "acme"},
     }
     if state is not None:
-        body["status"] = {"state": state, "observedGeneration": observed,
-                          "progress": {"summary": "3/8"}, "message": "A message", **status}
+        body["status"] = {
+            "state": state,
+            "observedGeneration": observed,
+            "progress": {"summary": "3/8"},
+            "message": "A message",
+            **status,
+        }
     return body
 
 
-@pytest.mark.parametrize(("state", "health"), [
-    ("manifest_received", "Progressing"),
-    ("validating", "Progressing"),
-    ("queued", "Progressing"),
-    ("executing", "Progressing"),
-    ("validating_results", "Progressing"),
-    ("paused", "Suspended"),
-    ("complete", "Healthy"),
-    ("cancelled", "Healthy"),
-    ("failed", "Degraded"),
-    ("human_intervention_required", "Degraded"),
-])
+@pytest.mark.parametrize(
+    ("state", "health"),
+    [
+        ("manifest_received", "Progressing"),
+        ("validating", "Progressing"),
+        ("queued", "Progressing"),
+        ("executing", "Progressing"),
+        ("validating_results", "Progressing"),
+        ("paused", "Suspended"),
+        ("complete", "Healthy"),
+        ("cancelled", "Healthy"),
+        ("failed", "Degraded"),
+        ("human_intervention_required", "Degraded"),
+    ],
+)
 def test_each_state_maps_to_its_argocd_health(state: str, health: str) -> None:
     result = study_health(study_object(state))
 

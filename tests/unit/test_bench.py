@@ -34,8 +34,17 @@ def test_scaling_keeps_whole_queries_and_never_more_parallelism_than_cells() -> 
 def test_baseline_creates_the_very_jobs_the_operator_creates_first_but_owned_by_nothing() -> None:
     body = study_body("bench-3k", 40, parallelism=6)
     now = datetime(2030, 1, 1, tzinfo=UTC)
-    decision = decide(name="bench-3k", namespace="ns", uid="uid-1", generation=1, created_at=now,
-                      spec=copy.deepcopy(body["spec"]), status=None, jobs=[], now=now)
+    decision = decide(
+        name="bench-3k",
+        namespace="ns",
+        uid="uid-1",
+        generation=1,
+        created_at=now,
+        spec=copy.deepcopy(body["spec"]),
+        status=None,
+        jobs=[],
+        now=now,
+    )
     planned = planned_jobs("bench-3k", "ns", 40, parallelism=6, uid="uid-1")
     assert len(planned) == 40
     first_wave = []
@@ -65,10 +74,12 @@ def test_targets_are_judged_on_full_size_operator_results_only() -> None:
 
 
 def test_summary_shows_each_scenario_beside_its_baseline_and_every_missed_target() -> None:
-    text = summary([
-        result("baseline", "3k", wall_s=100.0, api_requests_per_cell=17.0),
-        result("operator", "3k", wall_s=150.0, baseline_wall_s=100.0, wall_ratio=1.5),
-    ])
+    text = summary(
+        [
+            result("baseline", "3k", wall_s=100.0, api_requests_per_cell=17.0),
+            result("operator", "3k", wall_s=150.0, baseline_wall_s=100.0, wall_ratio=1.5),
+        ]
+    )
     assert "| 3k | 3,000 | 100.0 | 150.0 | 1.50 |" in text
     assert "| 17.0 |" in text  # the baseline's API requests per cell, beside the operator's
     assert "MISSED  3k: wall-time ratio to the baseline 1.5 (target ≤ 1.3)" in text

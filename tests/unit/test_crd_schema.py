@@ -51,8 +51,7 @@ def schema_of(crd: dict[str, Any]) -> dict[str, Any]:
 def test_committed_crd_is_the_generated_one() -> None:
     committed = COMMITTED_CRD.read_text()
     assert committed == render(), (
-        "crds/bentham.io_studies.yaml is out of date with operator/bentham/api; regenerate it with\n"
-        f"    {REGENERATE}"
+        f"crds/bentham.io_studies.yaml is out of date with operator/bentham/api; regenerate it with\n    {REGENERATE}"
     )
 
 
@@ -93,8 +92,7 @@ class Walk:
             listed = sorted(node.get("required", []))
             self.problems.append(f"{path}: required {listed} in the schema, {sorted(required)} in the model")
         expected_rules = [
-            {"rule": rule.cel, "message": rule.message, "fieldPath": rule.field}
-            for rule in RULES.get(model, ())
+            {"rule": rule.cel, "message": rule.message, "fieldPath": rule.field} for rule in RULES.get(model, ())
         ]
         if node.get("x-kubernetes-validations", []) != expected_rules:
             self.problems.append(f"{path}: x-kubernetes-validations differ from {model.__name__}'s rules")
@@ -105,7 +103,13 @@ class Walk:
                 self.field(field.annotation, [field], properties[name], f"{path}.{name}", in_spec=in_spec)
 
     def field(
-        self, annotation: Any, infos: list[FieldInfo], node: dict[str, Any], path: str, *, in_spec: bool,
+        self,
+        annotation: Any,
+        infos: list[FieldInfo],
+        node: dict[str, Any],
+        path: str,
+        *,
+        in_spec: bool,
     ) -> None:
         """One value's schema: `infos` are the FieldInfos that apply (the field's own first)."""
         own = infos[0] if infos else None
@@ -172,8 +176,11 @@ class Walk:
                 )
 
     def constraints(self, info: FieldInfo, json_type: str, path: str) -> dict[str, Any]:
-        lengths = {"string": ("minLength", "maxLength"), "array": ("minItems", "maxItems"),
-                   "object": ("minProperties", "maxProperties")}
+        lengths = {
+            "string": ("minLength", "maxLength"),
+            "array": ("minItems", "maxItems"),
+            "object": ("minProperties", "maxProperties"),
+        }
         found: dict[str, Any] = {}
         for constraint in info.metadata:
             kind = type(constraint).__name__
@@ -194,7 +201,13 @@ class Walk:
         return found
 
     def default(
-        self, own: FieldInfo | None, annotation: Any, extra: dict[str, Any], path: str, *, in_spec: bool,
+        self,
+        own: FieldInfo | None,
+        annotation: Any,
+        extra: dict[str, Any],
+        path: str,
+        *,
+        in_spec: bool,
     ) -> dict[str, Any]:
         """The schema default the field's model default calls for."""
         if own is None:
@@ -206,9 +219,7 @@ class Walk:
                 return {}
             made = own.get_default(call_default_factory=True, validated_data={})
             if TypeAdapter(annotation).validate_python(extra["default"]) != made:
-                self.problems.append(
-                    f"{path}: the schema default {extra['default']!r} is not the model's {made!r}"
-                )
+                self.problems.append(f"{path}: the schema default {extra['default']!r} is not the model's {made!r}")
             return {"default": extra["default"]}
         if own.default is PydanticUndefined or own.default is None:
             return {}
@@ -265,39 +276,69 @@ def at(crd: dict[str, Any], path: str) -> dict[str, Any]:
 CRITERIA = "spec.manifest.completionCriteria"
 # (what to break, where, how, what the agreement check must then report)
 BREAKAGES: list[tuple[str, str, Callable[[dict[str, Any]], object], str]] = [
-    ("a limit", f"{CRITERIA}.maxRetriesPerCell", lambda n: n.update(maximum=11),
-     f"{CRITERIA}.maxRetriesPerCell: maximum"),
+    (
+        "a limit",
+        f"{CRITERIA}.maxRetriesPerCell",
+        lambda n: n.update(maximum=11),
+        f"{CRITERIA}.maxRetriesPerCell: maximum",
+    ),
     ("a missing property", "spec.manifest", lambda n: n["properties"].pop("name"), "spec.manifest.name"),
-    ("an extra property", "spec.executor", lambda n: n["properties"].update(gpu={"type": "integer"}),
-     "spec.executor.gpu"),
-    ("a default", f"{CRITERIA}.requiredSurfaces.coverageThreshold", lambda n: n.update(default=0.9),
-     "coverageThreshold: default"),
-    ("a missing default", "spec.manifest.evidenceLevel", lambda n: n.pop("default"),
-     "spec.manifest.evidenceLevel: default"),
-    ("a missing factory default", f"{CRITERIA}.optionalSurfaces.surfaceIds", lambda n: n.pop("default"),
-     "optionalSurfaces.surfaceIds: default"),
+    (
+        "an extra property",
+        "spec.executor",
+        lambda n: n["properties"].update(gpu={"type": "integer"}),
+        "spec.executor.gpu",
+    ),
+    (
+        "a default",
+        f"{CRITERIA}.requiredSurfaces.coverageThreshold",
+        lambda n: n.update(default=0.9),
+        "coverageThreshold: default",
+    ),
+    (
+        "a missing default",
+        "spec.manifest.evidenceLevel",
+        lambda n: n.pop("default"),
+        "spec.manifest.evidenceLevel: default",
+    ),
+    (
+        "a missing factory default",
+        f"{CRITERIA}.optionalSurfaces.surfaceIds",
+        lambda n: n.pop("default"),
+        "optionalSurfaces.surfaceIds: default",
+    ),
     ("required-ness", "spec", lambda n: n["required"].remove("tenantId"), "spec: required"),
-    ("an enum value", "spec.manifest.surfaces.[].id", lambda n: n["enum"].pop(),
-     "spec.manifest.surfaces[].id: enum"),
+    ("an enum value", "spec.manifest.surfaces.[].id", lambda n: n["enum"].pop(), "spec.manifest.surfaces[].id: enum"),
     ("a pattern", "spec.tenantId", lambda n: n.update(pattern="^[a-z]+$"), "spec.tenantId: pattern"),
-    ("an item limit", "spec.manifest.queries.[].tags.[]", lambda n: n.pop("maxLength"),
-     "spec.manifest.queries[].tags[]: maxLength"),
-    ("a type", "spec.manifest.retentionDays", lambda n: n.update(type="number"),
-     "spec.manifest.retentionDays: type"),
-    ("a list type", f"{CRITERIA}.requiredSurfaces.surfaceIds", lambda n: n.pop("x-kubernetes-list-type"),
-     "surfaceIds: x-kubernetes-list-type"),
+    (
+        "an item limit",
+        "spec.manifest.queries.[].tags.[]",
+        lambda n: n.pop("maxLength"),
+        "spec.manifest.queries[].tags[]: maxLength",
+    ),
+    ("a type", "spec.manifest.retentionDays", lambda n: n.update(type="number"), "spec.manifest.retentionDays: type"),
+    (
+        "a list type",
+        f"{CRITERIA}.requiredSurfaces.surfaceIds",
+        lambda n: n.pop("x-kubernetes-list-type"),
+        "surfaceIds: x-kubernetes-list-type",
+    ),
     ("a rule", "spec", lambda n: n["x-kubernetes-validations"].pop(), "spec: x-kubernetes-validations"),
-    ("a description", f"{CRITERIA}.maxRetriesPerCell", lambda n: n.update(description="Retries."),
-     "maxRetriesPerCell: description"),
+    (
+        "a description",
+        f"{CRITERIA}.maxRetriesPerCell",
+        lambda n: n.update(description="Retries."),
+        "maxRetriesPerCell: description",
+    ),
     ("a status field", "status", lambda n: n["properties"].pop("progress"), "status.progress"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "break_it", "reported"), [b[1:] for b in BREAKAGES], ids=[b[0] for b in BREAKAGES]
-)
+@pytest.mark.parametrize(("path", "break_it", "reported"), [b[1:] for b in BREAKAGES], ids=[b[0] for b in BREAKAGES])
 def test_agreement_check_catches_a_broken_schema(
-    path: str, break_it: Callable[[dict[str, Any]], object], reported: str,
+    path: str,
+    break_it: Callable[[dict[str, Any]], object],
+    reported: str,
 ) -> None:
     crd = copy.deepcopy(study_crd())
     break_it(at(crd, path))

@@ -21,8 +21,13 @@ NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def counts(completed: int = 0, failed: int = 0, executing: int = 0, pending: int = 0) -> CellCounts:
-    return CellCounts(total=completed + failed + executing + pending, completed=completed, failed=failed,
-                      executing=executing, pending=pending)
+    return CellCounts(
+        total=completed + failed + executing + pending,
+        completed=completed,
+        failed=failed,
+        executing=executing,
+        pending=pending,
+    )
 
 
 def study_with(records: list[CellRecord], state: str = "executing", **status: Any) -> dict[str, Any]:
@@ -33,15 +38,22 @@ def study_with(records: list[CellRecord], state: str = "executing", **status: An
     body["status"] = {
         "state": state,
         "progress": progress_of(manifest, records).model_dump(),
-        "checkpoint": Checkpoint(sequence=1, timestamp="2030-01-01T11:59:00.000Z",
-                                 cells=pack_cells(records, base=datetime(2030, 1, 1, 11, 59, tzinfo=UTC))).model_dump(),
+        "checkpoint": Checkpoint(
+            sequence=1,
+            timestamp="2030-01-01T11:59:00.000Z",
+            cells=pack_cells(records, base=datetime(2030, 1, 1, 11, 59, tzinfo=UTC)),
+        ).model_dump(),
         **status,
     }
     return body
 
 
-DONE, FAILED, RUNNING, PENDING = (CellRecord(CellState.COMPLETED, 1), CellRecord(CellState.FAILED, 3),
-                                  CellRecord(CellState.RUNNING, 1), CellRecord())
+DONE, FAILED, RUNNING, PENDING = (
+    CellRecord(CellState.COMPLETED, 1),
+    CellRecord(CellState.FAILED, 3),
+    CellRecord(CellState.RUNNING, 1),
+    CellRecord(),
+)
 # Cells in index order: q0 openai-api us-nyc, uk-lon; q0 grok us-nyc, uk-lon; then q1 likewise.
 RECORDS = [DONE, DONE, FAILED, RUNNING, DONE, PENDING, PENDING, PENDING]
 
@@ -69,8 +81,13 @@ def test_percent_rounds_down_so_only_all_cells_is_100() -> None:
 
 
 def test_durations_are_read_in_their_two_largest_units() -> None:
-    assert [duration(s) for s in (5, 60, 3_660, 3 * 3600, 2 * 86_400 + 3 * 3600)] == ["5s", "1m", "1h 1m", "3h",
-                                                                                          "2d 3h"]
+    assert [duration(s) for s in (5, 60, 3_660, 3 * 3600, 2 * 86_400 + 3 * 3600)] == [
+        "5s",
+        "1m",
+        "1h 1m",
+        "3h",
+        "2d 3h",
+    ]
     assert relative(NOW + timedelta(hours=3, minutes=12), NOW) == "in 3h 12m"
     assert relative(NOW - timedelta(minutes=5), NOW) == "5m ago"
 
@@ -94,8 +111,14 @@ def test_status_shows_state_overall_progress_and_each_surface_with_required_mark
 
 
 def test_status_shows_deadline_rates_projection_and_risk_when_tracked() -> None:
-    deadline = {"deadline": "2030-01-01T15:00:00Z", "currentRate": 12.5, "requiredRate": 20.0,
-                "projectedCompletion": "2030-01-01T16:30:00Z", "bottleneckSurface": "openai-api", "atRisk": True}
+    deadline = {
+        "deadline": "2030-01-01T15:00:00Z",
+        "currentRate": 12.5,
+        "requiredRate": 20.0,
+        "projectedCompletion": "2030-01-01T16:30:00Z",
+        "bottleneckSurface": "openai-api",
+        "atRisk": True,
+    }
 
     text = render_status(study_with(RECORDS, deadline=deadline), NOW)
 
@@ -213,5 +236,10 @@ def test_watch_exits_2_when_the_study_fails() -> None:
 def test_command_line_takes_flags_after_the_name_as_kubectl_users_type_them() -> None:
     args = parser().parse_args(["cells", "demo", "-n", "acme", "--state", "failed", "--surface", "grok"])
 
-    assert (args.command, args.name, args.namespace, args.state, args.surface) == ("cells", "demo", "acme", "failed",
-                                                                                     "grok")
+    assert (args.command, args.name, args.namespace, args.state, args.surface) == (
+        "cells",
+        "demo",
+        "acme",
+        "failed",
+        "grok",
+    )

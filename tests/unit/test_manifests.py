@@ -20,14 +20,16 @@ MANIFESTS = REPO / "manifests"
 SOURCE_CRD = REPO / "crds" / "bentham.io_studies.yaml"
 
 # Exactly what the operator uses (manifests/rbac.yaml says which code needs each rule).
-OPERATOR_RULES = rule_set([
-    {"apiGroups": ["bentham.io"], "resources": ["studies"], "verbs": ["list", "watch"]},
-    {"apiGroups": ["bentham.io"], "resources": ["studies/status"], "verbs": ["patch"]},
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch", "create", "delete"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
-])
+OPERATOR_RULES = rule_set(
+    [
+        {"apiGroups": ["bentham.io"], "resources": ["studies"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["bentham.io"], "resources": ["studies/status"], "verbs": ["patch"]},
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch", "create", "delete"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
+    ]
+)
 
 
 def rendered() -> list[dict[str, Any]]:
@@ -38,7 +40,12 @@ def test_kustomize_renders_objects_valid_in_strict_mode() -> None:
     documents = rendered()
 
     assert sorted(d["kind"] for d in documents) == [
-        "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Namespace", "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "Deployment",
+        "Namespace",
+        "ServiceAccount",
     ]
     assert strict_schema_errors(documents) == []
 
@@ -78,7 +85,9 @@ def test_deployment_runs_one_locked_down_replica_with_probes_on_kopfs_liveness_e
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
     }
     assert container["args"] == ["--liveness", "http://0.0.0.0:8080/healthz"]

@@ -102,8 +102,10 @@ def test_a_notification_is_posted_as_json_with_its_id_headers() -> None:
 def test_the_url_and_auth_header_come_from_the_secret() -> None:
     class Secrets:
         def __init__(self, url: str) -> None:
-            self.data = {"url": base64.b64encode(url.encode()).decode(),
-                         "authorization": base64.b64encode(b"Bearer s3cret").decode()}
+            self.data = {
+                "url": base64.b64encode(url.encode()).decode(),
+                "authorization": base64.b64encode(b"Bearer s3cret").decode(),
+            }
             self.asked: list[tuple[str, str]] = []
 
         def read_namespaced_secret(self, name: str, namespace: str) -> Any:

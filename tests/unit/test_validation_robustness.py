@@ -50,6 +50,7 @@ def spec_dict(**manifest: Any) -> dict[str, Any]:
 
 # --- Strategies -------------------------------------------------------------------------------
 
+
 @st.composite
 def manifests(draw: st.DrawFn) -> dict[str, Any]:
     """Valid manifests: every limit and cross-field rule respected, optional fields sometimes set."""
@@ -59,27 +60,61 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
     rest = [s for s in surface_ids if s not in required]
     optional: list[SurfaceId] = draw(st.lists(st.sampled_from(rest), unique=True)) if rest else []
     surfaces = [
-        {"id": s.value, **draw(st.fixed_dictionaries({}, optional={
-            "required": st.booleans(),
-            "options": st.fixed_dictionaries({}, optional={
-                "model": text, "captureScreenshot": st.booleans(), "captureHtml": st.booleans(),
-                "captureSources": st.booleans()}),
-        }))}
+        {
+            "id": s.value,
+            **draw(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "required": st.booleans(),
+                        "options": st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "model": text,
+                                "captureScreenshot": st.booleans(),
+                                "captureHtml": st.booleans(),
+                                "captureSources": st.booleans(),
+                            },
+                        ),
+                    },
+                )
+            ),
+        }
         for s in surface_ids
     ]
     locations = [
-        {"id": loc.value, **draw(st.fixed_dictionaries({}, optional={
-            "proxyType": st.sampled_from([p.value for p in ProxyType]),
-            "requireSticky": st.booleans(),
-            "country": st.from_regex(r"[A-Z]{2}", fullmatch=True),
-            "region": text, "city": text,
-            "sessionDuration": st.integers(0, 120),
-        }))}
+        {
+            "id": loc.value,
+            **draw(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "proxyType": st.sampled_from([p.value for p in ProxyType]),
+                        "requireSticky": st.booleans(),
+                        "country": st.from_regex(r"[A-Z]{2}", fullmatch=True),
+                        "region": text,
+                        "city": text,
+                        "sessionDuration": st.integers(0, 120),
+                    },
+                )
+            ),
+        }
         for loc in location_ids
     ]
-    queries = draw(st.lists(st.fixed_dictionaries({"text": text}, optional={
-        "context": text, "category": text, "tags": st.lists(st.text(min_size=1, max_size=50), max_size=20),
-    }), min_size=1, max_size=4))
+    queries = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {"text": text},
+                optional={
+                    "context": text,
+                    "category": text,
+                    "tags": st.lists(st.text(min_size=1, max_size=50), max_size=20),
+                },
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
     criteria: dict[str, Any] = {"requiredSurfaces": {"surfaceIds": [s.value for s in required]}}
     criteria |= draw(st.fixed_dictionaries({}, optional={"maxRetriesPerCell": st.integers(1, 10)}))
     if draw(st.booleans()):
@@ -88,20 +123,30 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
         criteria["optionalSurfaces"] = {"surfaceIds": [s.value for s in optional]}
     manifest: dict[str, Any] = {
         "name": draw(st.text(min_size=1, max_size=200)),
-        "queries": queries, "surfaces": surfaces, "locations": locations, "completionCriteria": criteria,
+        "queries": queries,
+        "surfaces": surfaces,
+        "locations": locations,
+        "completionCriteria": criteria,
     }
-    manifest |= draw(st.fixed_dictionaries({}, optional={
-        "version": st.just("1.0"),
-        "description": st.text(max_size=100),
-        "qualityGates": st.fixed_dictionaries({}, optional={
-            "minResponseLength": st.integers(0, 10_000), "requireActualContent": st.booleans()}),
-        "evidenceLevel": st.sampled_from([e.value for e in EvidenceLevel]),
-        "deadline": st.datetimes(min_value=datetime(2026, 6, 2), max_value=datetime(2100, 1, 1),
-                                 timezones=st.just(UTC)).map(lambda d: d.isoformat()),
-        "retentionDays": st.integers(1, 2_555),
-        "preserveForever": st.booleans(),
-        "sessionIsolation": st.sampled_from([s.value for s in SessionIsolation]),
-    }))
+    manifest |= draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "version": st.just("1.0"),
+                "description": st.text(max_size=100),
+                "qualityGates": st.fixed_dictionaries(
+                    {}, optional={"minResponseLength": st.integers(0, 10_000), "requireActualContent": st.booleans()}
+                ),
+                "evidenceLevel": st.sampled_from([e.value for e in EvidenceLevel]),
+                "deadline": st.datetimes(
+                    min_value=datetime(2026, 6, 2), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+                ).map(lambda d: d.isoformat()),
+                "retentionDays": st.integers(1, 2_555),
+                "preserveForever": st.booleans(),
+                "sessionIsolation": st.sampled_from([s.value for s in SessionIsolation]),
+            },
+        )
+    )
     if draw(st.booleans()):
         manifest["legalHold"] = True
         if "retentionDays" not in manifest and not manifest.get("preserveForever"):
@@ -114,35 +159,44 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     """Valid StudySpec dicts."""
     parallelism = draw(st.integers(1, 1_000))
     executor: dict[str, Any] = {"image": draw(text), "parallelism": parallelism}
-    executor |= draw(st.fixed_dictionaries({}, optional={
-        "maxParallelism": st.integers(parallelism, 1_000),
-        "imagePullPolicy": st.sampled_from(["Always", "IfNotPresent", "Never"]),
-        "args": st.lists(st.text(max_size=20), max_size=3),
-        "env": st.lists(st.fixed_dictionaries({"name": text}, optional={"value": st.text(max_size=20)}),
-                        max_size=3),
-        "podAnnotations": st.dictionaries(text, st.text(max_size=20), max_size=3),
-        "tolerations": st.lists(
-            st.fixed_dictionaries({"key": text, "operator": st.just("Exists")}), max_size=2
-        ),
-        "attemptTimeoutSeconds": st.integers(10, 86_400),
-    }))
+    executor |= draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "maxParallelism": st.integers(parallelism, 1_000),
+                "imagePullPolicy": st.sampled_from(["Always", "IfNotPresent", "Never"]),
+                "args": st.lists(st.text(max_size=20), max_size=3),
+                "env": st.lists(
+                    st.fixed_dictionaries({"name": text}, optional={"value": st.text(max_size=20)}), max_size=3
+                ),
+                "podAnnotations": st.dictionaries(text, st.text(max_size=20), max_size=3),
+                "tolerations": st.lists(
+                    st.fixed_dictionaries({"key": text, "operator": st.just("Exists")}), max_size=2
+                ),
+                "attemptTimeoutSeconds": st.integers(10, 86_400),
+            },
+        )
+    )
     spec: dict[str, Any] = {"tenantId": draw(dns_label), "manifest": draw(manifests()), "executor": executor}
-    spec |= draw(st.fixed_dictionaries({}, optional={
-        "paused": st.booleans(),
-        "cancel": st.fixed_dictionaries({"reason": text}),
-        "notifications": st.one_of(
-            st.fixed_dictionaries({"webhookUrl": st.sampled_from(["https://hooks.example/a", "http://h/b"])}),
-            st.fixed_dictionaries({"secretRef": st.fixed_dictionaries({"name": text})}),
-        ),
-    }))
+    spec |= draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "paused": st.booleans(),
+                "cancel": st.fixed_dictionaries({"reason": text}),
+                "notifications": st.one_of(
+                    st.fixed_dictionaries({"webhookUrl": st.sampled_from(["https://hooks.example/a", "http://h/b"])}),
+                    st.fixed_dictionaries({"secretRef": st.fixed_dictionaries({"name": text})}),
+                ),
+            },
+        )
+    )
     return spec
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=20,
 )
 
@@ -169,12 +223,16 @@ wrong_shapes = st.one_of(
     json_values,
     # The right keys, values of any shape.
     st.fixed_dictionaries({"tenantId": json_values, "manifest": json_values, "executor": json_values}),
-    st.fixed_dictionaries({
-        "tenantId": st.just("acme"), "executor": st.just({"image": "x"}),
-        "manifest": st.fixed_dictionaries({
-            key: json_values for key in ("name", "queries", "surfaces", "locations", "completionCriteria")
-        }, optional={key: json_values for key in ("deadline", "legalHold", "retentionDays", "qualityGates")}),
-    }),
+    st.fixed_dictionaries(
+        {
+            "tenantId": st.just("acme"),
+            "executor": st.just({"image": "x"}),
+            "manifest": st.fixed_dictionaries(
+                {key: json_values for key in ("name", "queries", "surfaces", "locations", "completionCriteria")},
+                optional={key: json_values for key in ("deadline", "legalHold", "retentionDays", "qualityGates")},
+            ),
+        }
+    ),
 )
 
 # A spec field, then more path (`.name`, `[0]`, or a map key as given, which may be any string)
@@ -198,6 +256,7 @@ def assert_well_formed(verdict: Valid | Invalid) -> None:
 
 
 # --- Properties -------------------------------------------------------------------------------
+
 
 @FAST
 @given(specs())
@@ -252,6 +311,7 @@ def test_any_aware_deadline_gets_a_verdict(deadline: datetime, created_at: datet
 
 # --- Deadline ---------------------------------------------------------------------------------
 
+
 def test_deadline_in_the_past_is_invalid_with_its_own_reason() -> None:
     verdict = validate_spec(spec_dict(deadline="2026-06-01T11:00:00Z"), created_at=CREATED, now=NOW)
 
@@ -278,12 +338,11 @@ def test_deadline_without_time_zone_is_invalid() -> None:
 
     assert isinstance(verdict, Invalid)
     assert verdict.reason == "InvalidSpec"
-    assert verdict.errors == [
-        "manifest.deadline: must carry a time zone (RFC 3339), e.g. 2030-01-01T00:00:00Z"
-    ]
+    assert verdict.errors == ["manifest.deadline: must carry a time zone (RFC 3339), e.g. 2030-01-01T00:00:00Z"]
 
 
 # --- Warnings ---------------------------------------------------------------------------------
+
 
 def warnings_of(spec: dict[str, Any]) -> list[str]:
     verdict = validate_spec(spec, created_at=CREATED, now=NOW)
@@ -304,8 +363,7 @@ def test_deadline_under_an_hour_away_warns() -> None:
 def test_coverage_threshold_of_one_warns() -> None:
     criteria = {"requiredSurfaces": {"surfaceIds": ["openai-api"], "coverageThreshold": 1}}
     assert warnings_of(spec_dict(completionCriteria=criteria)) == [
-        "manifest.completionCriteria.requiredSurfaces.coverageThreshold: "
-        "1 means a single failed cell fails the study"
+        "manifest.completionCriteria.requiredSurfaces.coverageThreshold: 1 means a single failed cell fails the study"
     ]
     criteria["requiredSurfaces"]["coverageThreshold"] = 0.99
     assert warnings_of(spec_dict(completionCriteria=criteria)) == []
@@ -341,23 +399,26 @@ def test_legal_hold_under_a_year_warns() -> None:
 
 def test_every_warning_is_reported_at_once() -> None:
     criteria = {
-        "requiredSurfaces": {"surfaceIds": ["openai-api"], "coverageThreshold": 1}, "maxRetriesPerCell": 1,
+        "requiredSurfaces": {"surfaceIds": ["openai-api"], "coverageThreshold": 1},
+        "maxRetriesPerCell": 1,
     }
-    spec = spec_dict(
-        completionCriteria=criteria, legalHold=True, retentionDays=7, deadline="2026-06-01T12:30:00Z"
-    )
+    spec = spec_dict(completionCriteria=criteria, legalHold=True, retentionDays=7, deadline="2026-06-01T12:30:00Z")
 
     assert [w.split(":")[0] for w in warnings_of(spec)] == [
-        "manifest.deadline", "manifest.completionCriteria.requiredSurfaces.coverageThreshold",
-        "manifest.completionCriteria.maxRetriesPerCell", "manifest.retentionDays",
+        "manifest.deadline",
+        "manifest.completionCriteria.requiredSurfaces.coverageThreshold",
+        "manifest.completionCriteria.maxRetriesPerCell",
+        "manifest.retentionDays",
     ]
 
 
 # --- Cross-field rules ------------------------------------------------------------------------
 
+
 def test_each_broken_rule_is_its_own_error_at_its_own_field() -> None:
-    spec = spec_dict(surfaces=[{"id": "openai-api"}, {"id": "openai-api"}], locations=[{"id": "de-ber"}] * 2,
-                     legalHold=True)
+    spec = spec_dict(
+        surfaces=[{"id": "openai-api"}, {"id": "openai-api"}], locations=[{"id": "de-ber"}] * 2, legalHold=True
+    )
 
     verdict = validate_spec(spec, created_at=CREATED, now=NOW)
 
@@ -404,6 +465,7 @@ def test_manifest_alone_reports_every_broken_rule() -> None:
 
 # --- Which surfaces are required --------------------------------------------------------------
 
+
 def manifest_of(surfaces: list[dict[str, Any]], required: list[str], optional: list[str] | None) -> Manifest:
     criteria: dict[str, Any] = {"requiredSurfaces": {"surfaceIds": required}}
     if optional is not None:
@@ -426,7 +488,9 @@ def test_surface_listed_as_optional_is_optional_whatever_its_flag() -> None:
 
 def test_surface_in_neither_list_follows_its_own_flag() -> None:
     surfaces: list[dict[str, Any]] = [
-        {"id": "meta-ai"}, {"id": "openai-api"}, {"id": "grok", "required": False},
+        {"id": "meta-ai"},
+        {"id": "openai-api"},
+        {"id": "grok", "required": False},
         {"id": "claude-web", "required": True},
     ]
 

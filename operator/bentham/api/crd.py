@@ -36,24 +36,52 @@ RULES_BY_MODEL: dict[str, tuple[Rule[Any], ...]] = {
 
 # JSON Schema keywords a structural schema keeps as they are.
 KEPT_KEYWORDS = {
-    "type", "description", "default", "enum", "format", "pattern",
-    "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties",
+    "type",
+    "description",
+    "default",
+    "enum",
+    "format",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
 }
 
 PRINTER_COLUMNS = [
     {"name": "State", "type": "string", "jsonPath": ".status.state", "description": "Lifecycle state."},
-    {"name": "Progress", "type": "string", "jsonPath": ".status.progress.summary",
-     "description": "Completed cells / total cells."},
-    {"name": "Percent", "type": "string", "jsonPath": ".status.progress.percent",
-     "description": "Completed share of all cells."},
-    {"name": "At-Risk", "type": "boolean", "jsonPath": ".status.deadline.atRisk",
-     "description": "Projected to miss the deadline."},
+    {
+        "name": "Progress",
+        "type": "string",
+        "jsonPath": ".status.progress.summary",
+        "description": "Completed cells / total cells.",
+    },
+    {
+        "name": "Percent",
+        "type": "string",
+        "jsonPath": ".status.progress.percent",
+        "description": "Completed share of all cells.",
+    },
+    {
+        "name": "At-Risk",
+        "type": "boolean",
+        "jsonPath": ".status.deadline.atRisk",
+        "description": "Projected to miss the deadline.",
+    },
     # A string, not a date: kubectl prints future dates as <invalid>.
-    {"name": "Deadline", "type": "string", "jsonPath": ".spec.manifest.deadline",
-     "description": "The deadline."},
+    {"name": "Deadline", "type": "string", "jsonPath": ".spec.manifest.deadline", "description": "The deadline."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenantId", "priority": 1,
-     "description": "The tenant that owns the study."},
+    {
+        "name": "Tenant",
+        "type": "string",
+        "jsonPath": ".spec.tenantId",
+        "priority": 1,
+        "description": "The tenant that owns the study.",
+    },
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]
 
@@ -113,9 +141,7 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 def study_crd() -> dict[str, Any]:
     """The Study CustomResourceDefinition."""
     spec = structural(StudySpec)
-    spec["description"] = (
-        "The user's intent: the tenant's manifest and how to run it. The operator never writes it."
-    )
+    spec["description"] = "The user's intent: the tenant's manifest and how to run it. The operator never writes it."
     status = structural(StudyStatus)
     status["description"] = "What the operator observed and decided. Only the operator writes it."
     return {
@@ -125,35 +151,44 @@ def study_crd() -> dict[str, Any]:
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL, "singular": SINGULAR,
-                "shortNames": SHORT_NAMES, "categories": ["bentham"],
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+                "categories": ["bentham"],
             },
             "scope": "Namespaced",
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": PRINTER_COLUMNS,
-                "selectableFields": SELECTABLE_FIELDS,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": (
-                        "A Bentham study: every query asked of every surface from every location, each "
-                        "query x surface x location cell run as a Kubernetes Job."
-                    ),
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {
-                            "type": "string", "description": "The API version: bentham.io/v1alpha1."
-                        },
-                        "kind": {"type": "string", "description": "Study."},
-                        "metadata": {"type": "object"},
-                        "spec": spec,
-                        "status": status,
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "selectableFields": SELECTABLE_FIELDS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (
+                                "A Bentham study: every query asked of every surface from every location, each "
+                                "query x surface x location cell run as a Kubernetes Job."
+                            ),
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {
+                                    "type": "string",
+                                    "description": "The API version: bentham.io/v1alpha1.",
+                                },
+                                "kind": {"type": "string", "description": "Study."},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
                     },
-                }},
-            }],
+                }
+            ],
         },
     }
 

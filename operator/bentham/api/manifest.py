@@ -101,13 +101,9 @@ class Query(ApiModel):
     """One question asked of every surface from every location."""
 
     text: str = Field(min_length=1, max_length=10_000, description="The question, verbatim.")
-    context: str | None = Field(
-        default=None, max_length=5_000, description="Optional context sent with the question."
-    )
+    context: str | None = Field(default=None, max_length=5_000, description="Optional context sent with the question.")
     category: str | None = Field(default=None, max_length=100, description="Free-form grouping.")
-    tags: list[Tag] | None = Field(
-        default=None, max_length=20, description="Up to 20 tags of up to 50 chars."
-    )
+    tags: list[Tag] | None = Field(default=None, max_length=20, description="Up to 20 tags of up to 50 chars.")
 
 
 class SurfaceOptions(ApiModel):
@@ -147,13 +143,17 @@ class RequiredSurfaces(ApiModel):
     """Surfaces whose coverage decides whether the study is complete."""
 
     surfaceIds: list[SurfaceId] = Field(
-        min_length=1, max_length=20, json_schema_extra=SET,
+        min_length=1,
+        max_length=20,
+        json_schema_extra=SET,
         description="Surfaces that must reach the coverage threshold; each must be in surfaces, once.",
     )
     _unique_ids = field_validator("surfaceIds")(_unique)
 
     coverageThreshold: float = Field(
-        default=0.95, ge=0, le=1,
+        default=0.95,
+        ge=0,
+        le=1,
         description="Fraction (0-1) of each required surface's cells that must complete.",
     )
 
@@ -164,7 +164,9 @@ class OptionalSurfaces(ApiModel):
     # The schema default matches the factory: the API server fills it in before the CEL rules,
     # which read surfaceIds whenever optionalSurfaces is set.
     surfaceIds: list[SurfaceId] = Field(
-        default_factory=list, max_length=20, json_schema_extra={**SET, "default": []},
+        default_factory=list,
+        max_length=20,
+        json_schema_extra={**SET, "default": []},
         description="Best-effort surfaces; each must be in surfaces, once.",
     )
 
@@ -177,10 +179,11 @@ class CompletionCriteria(ApiModel):
     requiredSurfaces: RequiredSurfaces = Field(description="Surfaces that must reach their coverage.")
     optionalSurfaces: OptionalSurfaces | None = Field(default=None, description="Best-effort surfaces.")
     maxRetriesPerCell: int = Field(
-        default=3, ge=1, le=10,
+        default=3,
+        ge=1,
+        le=10,
         description=(
-            "Attempts per cell, first try included: 1 means one try and no retry, 3 means a try "
-            "and up to two retries."
+            "Attempts per cell, first try included: 1 means one try and no retry, 3 means a try and up to two retries."
         ),
     )
 
@@ -204,12 +207,11 @@ class Manifest(ApiModel):
     description: str | None = Field(default=None, max_length=2_000, description="Up to 2,000 characters.")
     queries: list[Query] = Field(min_length=1, max_length=1_000, description="1-1,000 queries.")
     surfaces: list[Surface] = Field(min_length=1, max_length=20, description="1-20 surfaces, each id once.")
-    locations: list[Location] = Field(
-        min_length=1, max_length=50, description="1-50 locations, each id once."
-    )
+    locations: list[Location] = Field(min_length=1, max_length=50, description="1-50 locations, each id once.")
     completionCriteria: CompletionCriteria = Field(description="When the study is complete.")
     qualityGates: QualityGates = Field(
-        default_factory=QualityGates, json_schema_extra={"default": {}},
+        default_factory=QualityGates,
+        json_schema_extra={"default": {}},
         description="Gates every cell's result must pass.",
     )
     evidenceLevel: EvidenceLevel = Field(
@@ -227,9 +229,7 @@ class Manifest(ApiModel):
             "Without a deadline the study is never at risk."
         ),
     )
-    retentionDays: int | None = Field(
-        default=None, ge=1, le=2_555, description="Days to keep results, 1-2,555."
-    )
+    retentionDays: int | None = Field(default=None, ge=1, le=2_555, description="Days to keep results, 1-2,555.")
     preserveForever: bool = Field(default=False, description="Keep results forever.")
     sessionIsolation: SessionIsolation = Field(
         default=SessionIsolation.SHARED, description="Share browser sessions across studies, or not."
@@ -258,14 +258,11 @@ class Manifest(ApiModel):
         """
         listed = set(self.completionCriteria.requiredSurfaces.surfaceIds)
         optional = set(self.optional_surface_ids)
-        return [
-            s.id for s in self.surfaces if s.id in listed or (s.id not in optional and s.required)
-        ]
+        return [s.id for s in self.surfaces if s.id in listed or (s.id not in optional and s.required)]
 
 
 _OPTIONAL_IDS = (
-    "(has(self.completionCriteria.optionalSurfaces)"
-    " ? self.completionCriteria.optionalSurfaces.surfaceIds : [])"
+    "(has(self.completionCriteria.optionalSurfaces) ? self.completionCriteria.optionalSurfaces.surfaceIds : [])"
 )
 
 MANIFEST_RULES: tuple[Rule[Manifest], ...] = (
@@ -284,10 +281,7 @@ MANIFEST_RULES: tuple[Rule[Manifest], ...] = (
     Rule(
         field=".completionCriteria.requiredSurfaces.surfaceIds",
         message="completionCriteria.requiredSurfaces.surfaceIds: every id must also be listed in surfaces",
-        cel=(
-            "self.completionCriteria.requiredSurfaces.surfaceIds"
-            ".all(id, self.surfaces.exists(s, s.id == id))"
-        ),
+        cel=("self.completionCriteria.requiredSurfaces.surfaceIds.all(id, self.surfaces.exists(s, s.id == id))"),
         holds=lambda m: set(m.completionCriteria.requiredSurfaces.surfaceIds) <= {s.id for s in m.surfaces},
     ),
     Rule(
@@ -300,9 +294,7 @@ MANIFEST_RULES: tuple[Rule[Manifest], ...] = (
         field=".completionCriteria.optionalSurfaces.surfaceIds",
         message="completionCriteria: a surface id may be in requiredSurfaces or optionalSurfaces, not both",
         cel=f"!{_OPTIONAL_IDS}.exists(id, id in self.completionCriteria.requiredSurfaces.surfaceIds)",
-        holds=lambda m: not set(m.optional_surface_ids) & set(
-            m.completionCriteria.requiredSurfaces.surfaceIds
-        ),
+        holds=lambda m: not set(m.optional_surface_ids) & set(m.completionCriteria.requiredSurfaces.surfaceIds),
     ),
     Rule(
         field=".legalHold",

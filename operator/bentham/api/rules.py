@@ -50,8 +50,10 @@ def enforce(model: Model, rules: Iterable[Rule[Model]]) -> None:
         raise PydanticCustomError(
             RULE_ERROR_TYPE,
             "{summary}",
-            {"summary": "; ".join(rule.message for rule in broken),
-             "broken": [(rule.field, rule.text) for rule in broken]},
+            {
+                "summary": "; ".join(rule.message for rule in broken),
+                "broken": [(rule.field, rule.text) for rule in broken],
+            },
         )
 
 

@@ -15,9 +15,7 @@ from bentham.api.manifest import ApiModel, Manifest
 from bentham.api.rules import Rule, enforce
 
 # Kubernetes objects we pass through to the Job verbatim; the API server validates them there.
-KubeObject = Annotated[
-    dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
-]
+KubeObject = Annotated[dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
 
 
 class EnvVar(ApiModel):
@@ -56,18 +54,18 @@ class Executor(ApiModel):
         default=None, max_length=64, description="core/v1 Tolerations for the pods."
     )
     podLabels: dict[str, str] | None = Field(default=None, description="Extra labels on every cell's pod.")
-    podAnnotations: dict[str, str] | None = Field(
-        default=None, description="Extra annotations on every cell's pod."
-    )
+    podAnnotations: dict[str, str] | None = Field(default=None, description="Extra annotations on every cell's pod.")
     attemptTimeoutSeconds: int = Field(
-        default=900, ge=10, le=86_400,
+        default=900,
+        ge=10,
+        le=86_400,
         description="Longest one attempt may run before it is stopped and counted as failed.",
     )
-    parallelism: int = Field(
-        default=10, ge=1, le=1_000, description="The most cells of this study in flight at once."
-    )
+    parallelism: int = Field(default=10, ge=1, le=1_000, description="The most cells of this study in flight at once.")
     maxParallelism: int | None = Field(
-        default=None, ge=1, le=1_000,
+        default=None,
+        ge=1,
+        le=1_000,
         description=(
             "The ceiling the operator may raise parallelism to when the study is at risk of missing "
             "its deadline. Unset: parallelism is never raised."
@@ -79,11 +77,10 @@ class SecretKeyRef(ApiModel):
     """A Secret in the study's namespace holding the webhook's URL and, optionally, its auth header."""
 
     name: str = Field(min_length=1, max_length=253, description="Secret name.")
-    urlKey: str = Field(
-        default="url", min_length=1, max_length=253, description="Key holding the webhook URL."
-    )
+    urlKey: str = Field(default="url", min_length=1, max_length=253, description="Key holding the webhook URL.")
     authHeaderKey: str | None = Field(
-        default="authorization", max_length=253,
+        default="authorization",
+        max_length=253,
         description="Key holding the Authorization header's value; a missing key sends no header.",
     )
 
@@ -92,12 +89,12 @@ class Notifications(ApiModel):
     """Where the study's events are posted (the notification hub): a URL, or a Secret holding it."""
 
     webhookUrl: str | None = Field(
-        default=None, max_length=2_048, pattern=r"^https?://",
+        default=None,
+        max_length=2_048,
+        pattern=r"^https?://",
         description="An http(s) URL that receives a JSON POST per event.",
     )
-    secretRef: SecretKeyRef | None = Field(
-        default=None, description="A Secret holding the URL and auth header."
-    )
+    secretRef: SecretKeyRef | None = Field(default=None, description="A Secret holding the URL and auth header.")
 
     @model_validator(mode="after")
     def _one_destination(self) -> Notifications:
@@ -118,9 +115,7 @@ NOTIFICATIONS_RULES: tuple[Rule[Notifications], ...] = (
 class Cancel(ApiModel):
     """A request to cancel the study; setting it is final."""
 
-    reason: str = Field(
-        min_length=1, max_length=1_000, description="Why the study is cancelled, for the record."
-    )
+    reason: str = Field(min_length=1, max_length=1_000, description="Why the study is cancelled, for the record.")
 
 
 class OnDeadlineMissed(StrEnum):
@@ -148,7 +143,9 @@ class Policy(ApiModel):
         ),
     )
     atRiskMargin: float = Field(
-        default=0.8, ge=0, le=1,
+        default=0.8,
+        ge=0,
+        le=1,
         description=(
             "The study becomes at risk when its current rate falls below atRiskMargin x the required "
             "rate; it is back on schedule once the current rate reaches the required rate. 0 turns the "
@@ -156,14 +153,18 @@ class Policy(ApiModel):
         ),
     )
     noProgressFraction: float = Field(
-        default=0.25, ge=0, le=1,
+        default=0.25,
+        ge=0,
+        le=1,
         description=(
             "With no required cell completed yet, the study is at risk once this share of the time "
             "from its creation to its deadline has passed, or when less than 15 minutes remain."
         ),
     )
     consecutiveFailuresForIntervention: int = Field(
-        default=5, ge=1, le=1_000,
+        default=5,
+        ge=1,
+        le=1_000,
         description=(
             "Failed attempts in a row on one required surface, each with a failure listed in "
             "interventionFailures, that stop the surface and ask for a person. A completed attempt "
@@ -185,28 +186,27 @@ class StudySpec(ApiModel):
     """What the tenant wants run, and how."""
 
     tenantId: str = Field(
-        min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="The tenant that owns the study (a DNS label). Tenants never see each other's studies.",
     )
-    manifest: Manifest = Field(
-        description="The tenant's study manifest, as the original orchestrator accepts it."
-    )
+    manifest: Manifest = Field(description="The tenant's study manifest, as the original orchestrator accepts it.")
     executor: Executor = Field(description="How each cell runs: the Job template and the parallelism.")
-    paused: bool = Field(
-        default=False, description="true pauses the study: no new cell starts. false resumes it."
-    )
+    paused: bool = Field(default=False, description="true pauses the study: no new cell starts. false resumes it.")
     cancel: Cancel | None = Field(
         default=None, description="Set to cancel the study with a reason. Cancelling is final."
     )
-    notifications: Notifications | None = Field(
-        default=None, description="A webhook that receives the study's events."
-    )
+    notifications: Notifications | None = Field(default=None, description="A webhook that receives the study's events.")
     policy: Policy = Field(
-        default_factory=Policy, json_schema_extra={"default": {}},
+        default_factory=Policy,
+        json_schema_extra={"default": {}},
         description="Deadline, at-risk and human-intervention policy.",
     )
     interventionAck: str | None = Field(
-        default=None, min_length=1, max_length=253,
+        default=None,
+        min_length=1,
+        max_length=253,
         description=(
             "Resumes a study waiting for a person: set it to any value other than "
             "status.intervention.ack (a date, a ticket number). Fix the cause first."
@@ -224,9 +224,7 @@ SPEC_RULES: tuple[Rule[StudySpec], ...] = (
         field=".executor.maxParallelism",
         message="executor.maxParallelism: must be at least executor.parallelism",
         cel="!has(self.executor.maxParallelism) || self.executor.maxParallelism >= self.executor.parallelism",
-        holds=lambda s: (
-            s.executor.maxParallelism is None or s.executor.maxParallelism >= s.executor.parallelism
-        ),
+        holds=lambda s: s.executor.maxParallelism is None or s.executor.maxParallelism >= s.executor.parallelism,
     ),
     Rule(
         field=".cancel",

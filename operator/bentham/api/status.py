@@ -114,9 +114,7 @@ class Intervention(StatusModel):
     blockedSurfaces: list[str] = Field(
         default_factory=list, description="Required surfaces that start no cell until a person resumes the study."
     )
-    allCellsStopped: bool = Field(
-        default=False, description="No cell of any surface starts (the deadline was missed)."
-    )
+    allCellsStopped: bool = Field(default=False, description="No cell of any surface starts (the deadline was missed).")
     ack: str | None = Field(
         default=None,
         description=(

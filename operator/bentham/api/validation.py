@@ -54,9 +54,7 @@ def validate_spec(raw: Any, *, created_at: datetime, now: datetime) -> Valid | I
     deadline = spec.manifest.deadline
     if deadline is not None:
         if deadline.tzinfo is None:
-            return Invalid(
-                errors=["manifest.deadline: must carry a time zone (RFC 3339), e.g. 2030-01-01T00:00:00Z"]
-            )
+            return Invalid(errors=["manifest.deadline: must carry a time zone (RFC 3339), e.g. 2030-01-01T00:00:00Z"])
         if deadline <= created_at:
             return Invalid(
                 errors=[
@@ -82,14 +80,14 @@ def manifest_warnings(manifest: Manifest, *, now: datetime) -> list[str]:
     if manifest.cell_count > CELL_COUNT_WARNING:
         warnings.append(f"manifest: {manifest.cell_count} cells is more than {CELL_COUNT_WARNING:,}")
     if manifest.completionCriteria.maxRetriesPerCell == 1:
-        warnings.append(
-            "manifest.completionCriteria.maxRetriesPerCell: 1 means one attempt per cell and no retry"
-        )
-    if manifest.legalHold and manifest.retentionDays is not None and not manifest.preserveForever \
-            and manifest.retentionDays < SHORT_LEGAL_HOLD_DAYS:
-        warnings.append(
-            f"manifest.retentionDays: legal hold with retention under {SHORT_LEGAL_HOLD_DAYS} days"
-        )
+        warnings.append("manifest.completionCriteria.maxRetriesPerCell: 1 means one attempt per cell and no retry")
+    if (
+        manifest.legalHold
+        and manifest.retentionDays is not None
+        and not manifest.preserveForever
+        and manifest.retentionDays < SHORT_LEGAL_HOLD_DAYS
+    ):
+        warnings.append(f"manifest.retentionDays: legal hold with retention under {SHORT_LEGAL_HOLD_DAYS} days")
     return warnings
 
 

@@ -45,16 +45,20 @@ def parser() -> argparse.ArgumentParser:
     connection.add_argument("--context", help="The kubeconfig context to use. Default: the current one.")
 
     root = argparse.ArgumentParser(
-        prog="kubectl study", description="Show a Bentham Study's progress and cells.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1],
+        prog="kubectl study",
+        description="Show a Bentham Study's progress and cells.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n")[1],
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     status = commands.add_parser("status", parents=[connection], help="Progress by surface and location.")
     status.add_argument("name", metavar="NAME")
     watch = commands.add_parser(
-        "watch", parents=[connection], help="Refresh the status until the study ends.",
+        "watch",
+        parents=[connection],
+        help="Refresh the status until the study ends.",
         description="Refresh the status until the study is complete, failed or cancelled. Exits 0 when it "
-                    "completed, 2 when it failed or was cancelled, 130 on Ctrl-C.",
+        "completed, 2 when it failed or was cancelled, 130 on Ctrl-C.",
     )
     watch.add_argument("name", metavar="NAME")
     watch.add_argument("--interval", type=float, default=2.0, help="Seconds between refreshes (default 2).")
@@ -91,8 +95,9 @@ def study_reader(api: client.ApiClient, namespace: str, name: str) -> StudyReade
     return read
 
 
-def cells_view(study: Mapping[str, Any], state: str | None, surface: str | None, location: str | None,
-               now: datetime) -> str:
+def cells_view(
+    study: Mapping[str, Any], state: str | None, surface: str | None, location: str | None, now: datetime
+) -> str:
     """The study's cells, decoded from its checkpoint (all pending when it has none yet)."""
     try:
         manifest = StudySpec.model_validate(study.get("spec") or {}).manifest
@@ -115,8 +120,13 @@ def cells_view(study: Mapping[str, Any], state: str | None, surface: str | None,
     return render_cells(select_cells(rows, state=state, surface=surface, location=location), len(rows), now)
 
 
-def watch(read: StudyReader, interval: float, out: TextIO, clock: Callable[[], datetime],
-          sleep: Callable[[float], None] = time.sleep) -> int:
+def watch(
+    read: StudyReader,
+    interval: float,
+    out: TextIO,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Redraws the status until the study ends; on a terminal, in place, otherwise each change once."""
     shown = None
     while True:

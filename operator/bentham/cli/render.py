@@ -99,10 +99,18 @@ def slice_table(title: str, slices: Mapping[str, CellCounts], mark_required: boo
     rows = []
     for name, counts in slices.items():
         label = f"{name} *" if mark_required and counts.required else name
-        rows.append([
-            label, bar(counts), percent(counts.completed, counts.total), str(counts.completed),
-            str(counts.failed), str(counts.executing), str(counts.pending), str(counts.total),
-        ])
+        rows.append(
+            [
+                label,
+                bar(counts),
+                percent(counts.completed, counts.total),
+                str(counts.completed),
+                str(counts.failed),
+                str(counts.executing),
+                str(counts.pending),
+                str(counts.total),
+            ]
+        )
     return _table(header, rows, right=range(2, 8))
 
 
@@ -118,8 +126,11 @@ def render_status(study: Mapping[str, Any], now: datetime) -> str:
     progress = status.progress
     if progress is not None:
         overall = CellCounts(
-            total=progress.totalCells, completed=progress.completedCells, failed=progress.failedCells,
-            executing=progress.executingCells, pending=progress.pendingCells,
+            total=progress.totalCells,
+            completed=progress.completedCells,
+            failed=progress.failedCells,
+            executing=progress.executingCells,
+            pending=progress.pendingCells,
         )
         lines.append(
             f"Progress:  {bar(overall)} {progress.completedCells}/{progress.totalCells} completed "
@@ -189,11 +200,18 @@ def cell_rows(manifest: Manifest, records: Sequence[CellRecord]) -> list[CellRow
     rows = []
     for index, record in enumerate(records):
         cell = cell_at(manifest, index)
-        rows.append(CellRow(
-            index=index, key=cell_key(cell), query_index=cell.query_index, surface=cell.surface.value,
-            location=cell.location.value, state=record.state.name.lower(), attempts=record.attempts,
-            retry_at=record.retry_at,
-        ))
+        rows.append(
+            CellRow(
+                index=index,
+                key=cell_key(cell),
+                query_index=cell.query_index,
+                surface=cell.surface.value,
+                location=cell.location.value,
+                state=record.state.name.lower(),
+                attempts=record.attempts,
+                retry_at=record.retry_at,
+            )
+        )
     return rows
 
 
@@ -202,7 +220,8 @@ def select_cells(
 ) -> list[CellRow]:
     """The rows that match every filter given."""
     return [
-        row for row in rows
+        row
+        for row in rows
         if (state is None or row.state == state)
         and (surface is None or row.surface == surface)
         and (location is None or row.location == location)

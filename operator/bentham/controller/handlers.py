@@ -48,8 +48,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     notifier.start()
     memo.config = config
     memo.notifier = notifier
-    memo.workers = Workers(KubeClient(api, metrics), notifier, metrics, batch_window_s=config.batch_window_s,
-                           status_interval_s=config.status_interval_s)
+    memo.workers = Workers(
+        KubeClient(api, metrics),
+        notifier,
+        metrics,
+        batch_window_s=config.batch_window_s,
+        status_interval_s=config.status_interval_s,
+    )
     metrics.watch_studies(memo.workers.gauges)
     if config.metrics_port:
         metrics.serve(config.metrics_port)

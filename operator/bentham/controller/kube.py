@@ -70,8 +70,9 @@ class KubeClient:
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Creates the Job; False when it already exists (the attempt was started before)."""
         try:
-            await asyncio.to_thread(_unread, self._batch.create_namespaced_job, namespace, body,
-                                    field_manager=COMPONENT)
+            await asyncio.to_thread(
+                _unread, self._batch.create_namespaced_job, namespace, body, field_manager=COMPONENT
+            )
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -91,7 +92,8 @@ class KubeClient:
         if not job_names:
             return []
         response = await asyncio.to_thread(
-            self._core.list_namespaced_pod, namespace,
+            self._core.list_namespaced_pod,
+            namespace,
             label_selector=f"{LABEL_STUDY}={study_label},{JOB_NAME_LABEL} in ({','.join(job_names)})",
             field_selector="status.phase!=Pending,status.phase!=Running",
             _preload_content=False,
@@ -118,8 +120,14 @@ class KubeClient:
         patch = [{"op": "add", "path": "/status", "value": status}]
         try:
             await asyncio.to_thread(
-                _unread, self._custom.patch_namespaced_custom_object_status,
-                GROUP, VERSION, study.namespace, PLURAL, study.name, patch,
+                _unread,
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                study.namespace,
+                PLURAL,
+                study.name,
+                patch,
                 field_manager=COMPONENT,
                 _content_type="application/json-patch+json",
             )
@@ -136,13 +144,21 @@ class KubeClient:
         event = client.CoreV1Event(
             metadata=client.V1ObjectMeta(generate_name=f"{study.name}.", namespace=study.namespace),
             involved_object=client.V1ObjectReference(
-                api_version=f"{GROUP}/{VERSION}", kind=KIND, name=study.name,
-                namespace=study.namespace, uid=study.uid,
+                api_version=f"{GROUP}/{VERSION}",
+                kind=KIND,
+                name=study.name,
+                namespace=study.namespace,
+                uid=study.uid,
             ),
-            type=type_, reason=reason, message=message[:1024],
-            first_timestamp=now, last_timestamp=now, count=1,
+            type=type_,
+            reason=reason,
+            message=message[:1024],
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
             source=client.V1EventSource(component=COMPONENT),
-            reporting_component=COMPONENT, reporting_instance=COMPONENT,
+            reporting_component=COMPONENT,
+            reporting_instance=COMPONENT,
         )
         try:
             await asyncio.to_thread(_unread, self._core.create_namespaced_event, study.namespace, event)

@@ -55,8 +55,13 @@ def lease_record(lease: Any) -> LeaseRecord:
 class LeaderElector:
     """Takes and keeps the Lease for `identity`."""
 
-    def __init__(self, api: client.ApiClient, identity: str, settings: LeaseSettings,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        identity: str,
+        settings: LeaseSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._leases = client.CoordinationV1Api(api)
         self.identity = identity
         self.settings = settings
@@ -88,16 +93,20 @@ class LeaderElector:
                 return False
             raise
         if taking_over:
-            log.info("leader election: %s now holds lease %s/%s", self.identity,
-                     self.settings.namespace, self.settings.name)
+            log.info(
+                "leader election: %s now holds lease %s/%s", self.identity, self.settings.namespace, self.settings.name
+            )
         return True
 
     def _create(self, now: datetime) -> bool:
         lease = client.V1Lease(
             metadata=client.V1ObjectMeta(name=self.settings.name, namespace=self.settings.namespace),
             spec=client.V1LeaseSpec(
-                holder_identity=self.identity, lease_duration_seconds=self.settings.duration_s,
-                acquire_time=now, renew_time=now, lease_transitions=0,
+                holder_identity=self.identity,
+                lease_duration_seconds=self.settings.duration_s,
+                acquire_time=now,
+                renew_time=now,
+                lease_transitions=0,
             ),
         )
         try:

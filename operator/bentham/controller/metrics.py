@@ -31,22 +31,27 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.cells_started = Counter(
-            "bentham_cells_started", "Attempts started (Jobs created).", registry=self.registry)
+            "bentham_cells_started", "Attempts started (Jobs created).", registry=self.registry
+        )
         self.cells_retried = Counter(
-            "bentham_cells_retried", "Attempts started after a failed attempt of the same cell.",
-            registry=self.registry)
+            "bentham_cells_retried", "Attempts started after a failed attempt of the same cell.", registry=self.registry
+        )
         self.cells_completed = Counter(
-            "bentham_cells_completed", "Cells whose result passed the quality gates.", registry=self.registry)
-        self.cells_failed = Counter(
-            "bentham_cells_failed", "Cells that failed for good.", registry=self.registry)
-        self.status_writes = Counter(
-            "bentham_status_writes", "Study status writes.", registry=self.registry)
+            "bentham_cells_completed", "Cells whose result passed the quality gates.", registry=self.registry
+        )
+        self.cells_failed = Counter("bentham_cells_failed", "Cells that failed for good.", registry=self.registry)
+        self.status_writes = Counter("bentham_status_writes", "Study status writes.", registry=self.registry)
         self.notification_failures = Counter(
-            "bentham_notification_failures", "Webhook notifications given up on after every retry.",
-            registry=self.registry)
+            "bentham_notification_failures",
+            "Webhook notifications given up on after every retry.",
+            registry=self.registry,
+        )
         self.reconcile_seconds = Histogram(
-            "bentham_reconcile_duration_seconds", "Time to observe, decide and apply one study.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry)
+            "bentham_reconcile_duration_seconds",
+            "Time to observe, decide and apply one study.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
 
     def watch_studies(self, studies: Callable[[], Iterable[StudyGauges]]) -> None:
         """Computes the operator-wide gauges from `studies` at every scrape."""
@@ -67,7 +72,9 @@ class _StudyCollector(Collector):
         for state in [s.value for s in StudyState]:
             studies.add_metric([state], by_state.get(state, 0))
         yield studies
-        yield GaugeMetricFamily("bentham_studies_at_risk", "Studies projected to miss their deadline.",
-                                value=sum(g.at_risk for g in gauges))
-        yield GaugeMetricFamily("bentham_live_jobs", "Jobs of attempts not yet recorded.",
-                                value=sum(g.live_jobs for g in gauges))
+        yield GaugeMetricFamily(
+            "bentham_studies_at_risk", "Studies projected to miss their deadline.", value=sum(g.at_risk for g in gauges)
+        )
+        yield GaugeMetricFamily(
+            "bentham_live_jobs", "Jobs of attempts not yet recorded.", value=sum(g.live_jobs for g in gauges)
+        )

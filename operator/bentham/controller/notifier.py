@@ -125,8 +125,9 @@ class Notifier:
                 self._ready.append(_Delivery(destination, notification))
             self._wake.set()
         except (ValidationError, TypeError, ValueError) as error:
-            log.warning("not sending %d notifications for %s: bad spec.notifications: %s",
-                        len(notifications), namespace, error)
+            log.warning(
+                "not sending %d notifications for %s: bad spec.notifications: %s", len(notifications), namespace, error
+            )
         except Exception:  # never into a reconcile
             log.exception("could not queue notifications for %s", namespace)
 
@@ -206,11 +207,20 @@ class Notifier:
         if delay is None:
             self.given_up += 1
             self._on_give_up()
-            log.warning("notification %s not delivered after %d tries, giving up: %s",
-                        notification.id, delivery.tries, problem or status)
+            log.warning(
+                "notification %s not delivered after %d tries, giving up: %s",
+                notification.id,
+                delivery.tries,
+                problem or status,
+            )
             return
-        log.info("notification %s: try %d failed (%s); again in %.1fs",
-                 notification.id, delivery.tries, problem or status, delay)
+        log.info(
+            "notification %s: try %d failed (%s); again in %.1fs",
+            notification.id,
+            delivery.tries,
+            problem or status,
+            delay,
+        )
         heapq.heappush(self._waiting, _Waiting(time.monotonic() + delay, next(self._sequence), delivery))
         self._wake.set()
 

@@ -51,8 +51,13 @@ def job_sighting(body: Mapping[str, Any]) -> ObservedJob | None:
             phase, finished_at = "failed", parse_timestamp(condition.get("lastTransitionTime"))
             failure_reason = condition.get("reason")
     return ObservedJob(
-        name=str(metadata.get("name")), cell_index=cell_index, attempt=attempt, phase=phase,
-        termination_message=None, failure_reason=failure_reason, finished_at=finished_at,
+        name=str(metadata.get("name")),
+        cell_index=cell_index,
+        attempt=attempt,
+        phase=phase,
+        termination_message=None,
+        failure_reason=failure_reason,
+        finished_at=finished_at,
     )
 
 

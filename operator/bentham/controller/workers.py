@@ -67,8 +67,16 @@ def fresher_status(observed: Mapping[str, Any] | None, written: Mapping[str, Any
 
 
 class StudyWorker:
-    def __init__(self, key: StudyKey, kube: KubeClient, notifier: Notifier, jobs: JobSource, metrics: Metrics,
-                 batch_window_s: float, status_interval_s: float) -> None:
+    def __init__(
+        self,
+        key: StudyKey,
+        kube: KubeClient,
+        notifier: Notifier,
+        jobs: JobSource,
+        metrics: Metrics,
+        batch_window_s: float,
+        status_interval_s: float,
+    ) -> None:
         self.key = key
         self._kube = kube
         self._notifier = notifier
@@ -183,7 +191,7 @@ class StudyWorker:
             del self._sightings[gone]
         unread = sorted(job.name for job in jobs if job.phase != "running" and job.name not in self._messages)
         for start in range(0, len(unread), PODS_PER_LIST):
-            for pod in await self._kube.finished_pods(namespace, self.key[1], unread[start:start + PODS_PER_LIST]):
+            for pod in await self._kube.finished_pods(namespace, self.key[1], unread[start : start + PODS_PER_LIST]):
                 sighting = pod_sighting(pod)
                 if sighting is not None and sighting.terminated and sighting.job_name in names:
                     self._messages[sighting.job_name] = sighting
@@ -204,8 +212,9 @@ class StudyWorker:
         requeue_after = decision.requeue_after
         events = decision.events
         if decision.status != stored:
-            wait = hold_for(stored, decision, since_write_s=time.monotonic() - self._written_at,
-                            interval_s=self._status_interval_s)
+            wait = hold_for(
+                stored, decision, since_write_s=time.monotonic() - self._written_at, interval_s=self._status_interval_s
+            )
             if wait > 0:
                 self._held_status = decision.status
                 self._held_events.extend(decision.events)
@@ -222,8 +231,9 @@ class StudyWorker:
         for event in events:
             await self._kube.post_event(study, event.type, event.reason, event.message)
         # Queued only now that the status records what they announce; delivery never blocks this loop.
-        self._notifier.enqueue(study.namespace, (self._body.get("spec") or {}).get("notifications"),
-                               decision.notifications)
+        self._notifier.enqueue(
+            study.namespace, (self._body.get("spec") or {}).get("notifications"), decision.notifications
+        )
         return requeue_after
 
     async def _create(self, study: StudyRef, decision: Decision) -> None:
@@ -260,8 +270,9 @@ def _progress(status: Mapping[str, Any] | None) -> Mapping[str, int]:
 class Workers:
     """The workers of every study the operator watches."""
 
-    def __init__(self, kube: KubeClient, notifier: Notifier, metrics: Metrics, *, batch_window_s: float,
-                 status_interval_s: float) -> None:
+    def __init__(
+        self, kube: KubeClient, notifier: Notifier, metrics: Metrics, *, batch_window_s: float, status_interval_s: float
+    ) -> None:
         self._kube = kube
         self._notifier = notifier
         self._metrics = metrics
@@ -275,7 +286,12 @@ class Workers:
         if worker is None:
             assert self.jobs is not None, "the Job index is handed over before the first study is seen"
             worker = self._workers[key] = StudyWorker(
-                key, self._kube, self._notifier, self.jobs, self._metrics, self._batch_window_s,
+                key,
+                self._kube,
+                self._notifier,
+                self.jobs,
+                self._metrics,
+                self._batch_window_s,
                 self._status_interval_s,
             )
             worker.start()
@@ -300,4 +316,3 @@ class Workers:
 
     def __len__(self) -> int:
         return len(self._workers)
-

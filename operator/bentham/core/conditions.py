@@ -45,8 +45,15 @@ def conditions_for(
 ) -> list[Condition]:
     """The study's conditions in `state`, keeping each unflipped one's lastTransitionTime."""
     conditions = [
-        condition_of(kind, state is _TRUE_IN[kind], reason=reason, message=message, previous=previous,
-                     generation=generation, now=now)
+        condition_of(
+            kind,
+            state is _TRUE_IN[kind],
+            reason=reason,
+            message=message,
+            previous=previous,
+            generation=generation,
+            now=now,
+        )
         for kind in CONDITION_TYPES
     ]
     # Conditions others may have added (AtRisk, later) stay as they are.

@@ -137,9 +137,7 @@ def deadline_figures(
     )
 
 
-def assess_risk(
-    figures: DeadlineFigures, *, was_at_risk: bool, margin: float, no_progress_fraction: float
-) -> Risk:
+def assess_risk(figures: DeadlineFigures, *, was_at_risk: bool, margin: float, no_progress_fraction: float) -> Risk:
     """Whether the study is at risk of missing its deadline (the rule in the module docstring)."""
     f = figures
     if f.cells_needed == 0:

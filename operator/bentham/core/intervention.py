@@ -80,5 +80,5 @@ def resume_hint(name: str) -> str:
     """How a person resumes the study, for messages."""
     return (
         "fix the cause, then set spec.interventionAck to a new value: kubectl patch study "
-        f"{name} --type merge -p '{{\"spec\":{{\"interventionAck\":\"<new value>\"}}}}'"
+        f'{name} --type merge -p \'{{"spec":{{"interventionAck":"<new value>"}}}}\''
     )

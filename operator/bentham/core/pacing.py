@@ -36,8 +36,9 @@ STALE_INTERVALS = 6
 """However few outcomes it adds, a status waits at most this many status intervals."""
 
 
-def hold_for(written: Mapping[str, Any] | None, decision: Decision, *, since_write_s: float,
-             interval_s: float) -> float:
+def hold_for(
+    written: Mapping[str, Any] | None, decision: Decision, *, since_write_s: float, interval_s: float
+) -> float:
     """How much longer `decision.status` may wait to be written, in seconds; 0 means now.
 
     `written` is the status last written, `since_write_s` how long ago it was written.

@@ -188,14 +188,22 @@ def _hold(validation: Invalid, previous: StudyStatus, generation: int, now: date
     problem = "Invalid spec: " + "; ".join(validation.errors)
     condition = condition_of(
         SPEC_VALID,
-        False, reason=validation.reason, message=problem, previous=previous.conditions, generation=generation, now=now
+        False,
+        reason=validation.reason,
+        message=problem,
+        previous=previous.conditions,
+        generation=generation,
+        now=now,
     )
-    already_held = any(c.type == SPEC_VALID and c.status == "False" and c.message == condition.message
-                       for c in previous.conditions)
-    held = previous.model_copy(update={
-        "conditions": with_condition(previous.conditions, condition),
-        "message": clip(f"{problem}. Holding: no cell starts or is judged until the spec is valid again."),
-    })
+    already_held = any(
+        c.type == SPEC_VALID and c.status == "False" and c.message == condition.message for c in previous.conditions
+    )
+    held = previous.model_copy(
+        update={
+            "conditions": with_condition(previous.conditions, condition),
+            "message": clip(f"{problem}. Holding: no cell starts or is judged until the spec is valid again."),
+        }
+    )
     events = [] if already_held else [StudyEvent("Warning", "SpecInvalid", problem)]
     return Decision(status=dump_status(held), create=[], delete=[], events=events, requeue_after=None)
 
@@ -207,7 +215,12 @@ def _spec_valid_again(previous: StudyStatus, generation: int, now: datetime) -> 
     message = "The spec is valid again; the study carries on from its checkpoint"
     condition = condition_of(
         SPEC_VALID,
-        True, reason="SpecValid", message=message, previous=previous.conditions, generation=generation, now=now
+        True,
+        reason="SpecValid",
+        message=message,
+        previous=previous.conditions,
+        generation=generation,
+        now=now,
     )
     updated = previous.model_copy(update={"conditions": with_condition(previous.conditions, condition)})
     return updated, StudyEvent("Normal", "SpecValid", message)
@@ -387,9 +400,7 @@ class _Run:
             )
         message = f"Waiting for a person: {what}; {resume_hint(self.study.name)}"
         self.life.events.append(StudyEvent("Warning", "HumanInterventionRequired", message))
-        self.life.notes.append(
-            Note("study.needs_intervention", f"{rfc3339_millis(self.now)}:{cause}", reason, message)
-        )
+        self.life.notes.append(Note("study.needs_intervention", f"{rfc3339_millis(self.now)}:{cause}", reason, message))
 
     def _waiting_message(self) -> str | None:
         """The status message while a person is awaited."""
@@ -560,9 +571,7 @@ class _Run:
         def open_(index: int) -> bool:
             return (index % (surfaces * locations)) // locations not in positions
 
-        return StartOrder(
-            required=tuple(filter(open_, order.required)), optional=tuple(filter(open_, order.optional))
-        )
+        return StartOrder(required=tuple(filter(open_, order.required)), optional=tuple(filter(open_, order.optional)))
 
     def _job(self, index: int, attempt: int) -> JobToCreate:
         cell = cell_at(self.manifest, index)

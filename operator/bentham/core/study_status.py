@@ -94,7 +94,12 @@ def compose_status(
         if at_risk is not None or any(c.type == AT_RISK for c in previous.conditions):
             at_risk = condition_of(
                 AT_RISK,
-                False, reason=reason, message=message, previous=previous.conditions, generation=generation, now=now
+                False,
+                reason=reason,
+                message=message,
+                previous=previous.conditions,
+                generation=generation,
+                now=now,
             )
     running_now = is_running(life.state, all_cells_stopped=intervention is not None and intervention.allCellsStopped)
     running = tracking.running.follow(running=running_now, now=now)

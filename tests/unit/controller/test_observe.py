@@ -12,8 +12,10 @@ FINISHED = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
 def job_body(*conditions: dict[str, str], labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {
-        "metadata": {"name": "s-abcde-c3-a2",
-                     "labels": {"bentham.io/cell-index": "3", "bentham.io/attempt": "2"} if labels is None else labels},
+        "metadata": {
+            "name": "s-abcde-c3-a2",
+            "labels": {"bentham.io/cell-index": "3", "bentham.io/attempt": "2"} if labels is None else labels,
+        },
         "status": {"conditions": list(conditions)},
     }
 
@@ -27,8 +29,16 @@ def test_job_without_a_finished_condition_is_running() -> None:
 
 def test_complete_and_failed_jobs_carry_when_and_why() -> None:
     done = job_sighting(job_body({"type": "Complete", "status": "True", "lastTransitionTime": "2030-01-01T12:00:00Z"}))
-    failed = job_sighting(job_body({"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
-                                    "lastTransitionTime": "2030-01-01T12:00:00Z"}))
+    failed = job_sighting(
+        job_body(
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "DeadlineExceeded",
+                "lastTransitionTime": "2030-01-01T12:00:00Z",
+            }
+        )
+    )
 
     assert done is not None and (done.phase, done.finished_at) == ("succeeded", FINISHED)
     assert failed is not None and (failed.phase, failed.failure_reason) == ("failed", "DeadlineExceeded")
@@ -43,10 +53,12 @@ def test_job_without_our_labels_is_not_ours() -> None:
 def test_pod_sighting_reads_the_executor_containers_termination_message() -> None:
     pod = {
         "metadata": {"labels": {"batch.kubernetes.io/job-name": "s-abcde-c3-a2"}},
-        "status": {"containerStatuses": [
-            {"name": "sidecar", "state": {"terminated": {"message": "not this one"}}},
-            {"name": "executor", "state": {"terminated": {"message": '{"success": true}'}}},
-        ]},
+        "status": {
+            "containerStatuses": [
+                {"name": "sidecar", "state": {"terminated": {"message": "not this one"}}},
+                {"name": "executor", "state": {"terminated": {"message": '{"success": true}'}}},
+            ]
+        },
     }
 
     assert pod_sighting(pod) == PodSighting("s-abcde-c3-a2", terminated=True, message='{"success": true}')
@@ -67,8 +79,16 @@ def test_finished_job_waits_for_its_pods_message_but_not_forever() -> None:
 
 
 def test_job_stopped_for_its_deadline_is_judged_at_once() -> None:
-    job = job_sighting(job_body({"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
-                                 "lastTransitionTime": "2030-01-01T12:00:00Z"}))
+    job = job_sighting(
+        job_body(
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "DeadlineExceeded",
+                "lastTransitionTime": "2030-01-01T12:00:00Z",
+            }
+        )
+    )
     assert job is not None
 
     [observed] = observed_jobs([job], {}, FINISHED)

@@ -11,14 +11,28 @@ from bentham.core.decision import ObservedJob
 
 def sighting(name: str, phase: str = "running") -> ObservedJob:
     finished = datetime(2030, 1, 1, tzinfo=UTC) if phase != "running" else None
-    return ObservedJob(name=name, cell_index=0, attempt=1, phase=phase,
-                       termination_message=None, failure_reason=None, finished_at=finished)
+    return ObservedJob(
+        name=name,
+        cell_index=0,
+        attempt=1,
+        phase=phase,
+        termination_message=None,
+        failure_reason=None,
+        finished_at=finished,
+    )
 
 
 def worker() -> StudyWorker:
     # saw_job() only compares sightings and sets the wake-up: it reaches neither the API nor the notifier.
-    return StudyWorker(("ns", "study"), kube=None, notifier=None, jobs=lambda key: (),
-                       metrics=Metrics(), batch_window_s=0.3, status_interval_s=5.0)
+    return StudyWorker(
+        ("ns", "study"),
+        kube=None,
+        notifier=None,
+        jobs=lambda key: (),
+        metrics=Metrics(),
+        batch_window_s=0.3,
+        status_interval_s=5.0,
+    )
 
 
 def woken(study: StudyWorker) -> bool:

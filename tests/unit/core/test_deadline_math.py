@@ -54,8 +54,17 @@ def figures(
 
 @pytest.mark.parametrize(
     ("completed", "total", "threshold", "needed"),
-    [(0, 10, 0.95, 10), (9, 10, 0.95, 1), (10, 10, 0.95, 0), (0, 20, 0.95, 19), (0, 3, 0.7, 3), (5, 10, 0.5, 0),
-     (0, 10, 0.0, 0), (0, 100, 0.29, 29), (3, 7, 1.0, 4)],
+    [
+        (0, 10, 0.95, 10),
+        (9, 10, 0.95, 1),
+        (10, 10, 0.95, 0),
+        (0, 20, 0.95, 19),
+        (0, 3, 0.7, 3),
+        (5, 10, 0.5, 0),
+        (0, 10, 0.0, 0),
+        (0, 100, 0.29, 29),
+        (3, 7, 1.0, 4),
+    ],
 )
 def test_cells_needed_is_the_fewest_completions_that_reach_the_threshold(
     completed: int, total: int, threshold: float, needed: int
@@ -140,10 +149,12 @@ def test_zero_progress_is_at_risk_once_a_quarter_of_the_time_is_used() -> None:
 def test_zero_progress_is_at_risk_with_less_than_fifteen_minutes_left_whatever_the_share_used() -> None:
     tiny = 0.3  # hours from creation to deadline
     assert risk(figures(completed=0, hours_left=0.3, running_hours=0, window_hours=tiny), fraction=1.0) == (
-        False, ON_SCHEDULE
+        False,
+        ON_SCHEDULE,
     )
     assert risk(figures(completed=0, hours_left=0.24, running_hours=0, window_hours=tiny), fraction=1.0) == (
-        True, NO_PROGRESS
+        True,
+        NO_PROGRESS,
     )
 
 
@@ -161,10 +172,12 @@ def test_margin_zero_turns_the_rate_rule_off() -> None:
 
 
 def test_the_condition_summary_carries_no_figures_so_it_changes_only_with_the_verdict() -> None:
-    a = assess_risk(figures(completed=20, hours_left=10, running_hours=4), was_at_risk=False, margin=0.8,
-                    no_progress_fraction=0.25)
-    b = assess_risk(figures(completed=21, hours_left=9, running_hours=5), was_at_risk=True, margin=0.8,
-                    no_progress_fraction=0.25)
+    a = assess_risk(
+        figures(completed=20, hours_left=10, running_hours=4), was_at_risk=False, margin=0.8, no_progress_fraction=0.25
+    )
+    b = assess_risk(
+        figures(completed=21, hours_left=9, running_hours=5), was_at_risk=True, margin=0.8, no_progress_fraction=0.25
+    )
     assert a.message != b.message and a.summary == b.summary
 
 
@@ -204,7 +217,11 @@ def test_figures_of_a_real_manifest_count_only_required_cells() -> None:
     records[0] = DONE  # q0 openai
     records[1] = DONE  # q0 grok (optional)
     f = deadline_figures(
-        deadline=T0 + timedelta(hours=2), created_at=T0, progress=progress_of(m, records), threshold=1.0,
-        running_seconds=HOUR, now=T0 + timedelta(hours=1),
+        deadline=T0 + timedelta(hours=2),
+        created_at=T0,
+        progress=progress_of(m, records),
+        threshold=1.0,
+        running_seconds=HOUR,
+        now=T0 + timedelta(hours=1),
     )
     assert (f.cells_needed, f.completed_required, f.required_rate, f.current_rate) == (1, 1, 1.0, 1.0)

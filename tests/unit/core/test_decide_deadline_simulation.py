@@ -15,8 +15,14 @@ MAX_PARALLELISM = 6
 
 def run(seed: int, *, deadline_hours: float, weights: list[int]) -> tuple[Study, list[str], list[str]]:
     spec = make_spec(
-        queries=6, surfaces=("openai-api", "grok", "meta-ai"), locations=("us-nyc", "uk-lon"), optional=("meta-ai",),
-        threshold=0.5, parallelism=2, min_length=100, deadline=(T0 + timedelta(hours=deadline_hours)).isoformat(),
+        queries=6,
+        surfaces=("openai-api", "grok", "meta-ai"),
+        locations=("us-nyc", "uk-lon"),
+        optional=("meta-ai",),
+        threshold=0.5,
+        parallelism=2,
+        min_length=100,
+        deadline=(T0 + timedelta(hours=deadline_hours)).isoformat(),
     )
     spec["executor"]["maxParallelism"] = MAX_PARALLELISM
     study = Study(spec)

@@ -26,8 +26,14 @@ def test_payload_names_the_study_its_tenant_state_and_progress_and_is_json() -> 
     assert payload["study"] == {"name": "mystudy", "namespace": "tenant-acme", "uid": UID, "tenantId": "acme"}
     assert payload["state"] == "executing" and payload["reason"] == "ManifestReceived"
     assert payload["timestamp"] == "2030-01-01T12:00:00.000Z"
-    assert payload["progress"] == {"total": 8, "completed": 0, "failed": 0, "executing": 8, "pending": 0,
-                                   "percent": "0%"}
+    assert payload["progress"] == {
+        "total": 8,
+        "completed": 0,
+        "failed": 0,
+        "executing": 8,
+        "pending": 0,
+        "percent": "0%",
+    }
     assert json.loads(json.dumps(payload)) == payload
 
 

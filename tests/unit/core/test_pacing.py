@@ -59,8 +59,14 @@ def test_a_new_state_is_written_at_once_even_without_events() -> None:
 
 def test_a_notification_is_written_at_once() -> None:
     study, _ = started()
-    decision = Decision(status=dict(study.status or {}), create=[], delete=[], events=[], requeue_after=None,
-                        notifications=[Notification("study.at_risk", "x", {})])
+    decision = Decision(
+        status=dict(study.status or {}),
+        create=[],
+        delete=[],
+        events=[],
+        requeue_after=None,
+        notifications=[Notification("study.at_risk", "x", {})],
+    )
 
     assert write_at_once(study.status, decision)
 
@@ -141,9 +147,15 @@ class PacedShell:
 
 def paced_step(study: Study, kwok: FakeKwok, shell: PacedShell, now: float, rng: random.Random) -> None:
     decision = decide(
-        name=study.name, namespace=study.namespace, uid=study.uid, generation=study.generation,
-        created_at=study.created_at, spec=study.spec, status=shell.held or study.status,
-        jobs=list(study.jobs.values()), now=T0 + timedelta(seconds=now),
+        name=study.name,
+        namespace=study.namespace,
+        uid=study.uid,
+        generation=study.generation,
+        created_at=study.created_at,
+        spec=study.spec,
+        status=shell.held or study.status,
+        jobs=list(study.jobs.values()),
+        now=T0 + timedelta(seconds=now),
     )
     if rng.random() < 0.05:  # the operator restarts before applying: whatever it held is gone
         shell.held = None
@@ -168,8 +180,14 @@ def paced_step(study: Study, kwok: FakeKwok, shell: PacedShell, now: float, rng:
 @pytest.mark.parametrize(("seed", "queries"), [*((seed, 6) for seed in range(10)), *((seed, 30) for seed in range(3))])
 def test_held_statuses_lose_nothing_and_start_nothing_twice_across_restarts(seed: int, queries: int) -> None:
     """24 cells hold for the interval; 120 also for a step of 4 outcomes."""
-    spec = make_spec(queries=queries, surfaces=("openai-api", "grok"), locations=("us-nyc", "uk-lon"),
-                     threshold=0.5, parallelism=4, min_length=100)
+    spec = make_spec(
+        queries=queries,
+        surfaces=("openai-api", "grok"),
+        locations=("us-nyc", "uk-lon"),
+        threshold=0.5,
+        parallelism=4,
+        min_length=100,
+    )
     study = Study(spec)
     kwok = FakeKwok(seed, [85, 5, 5, 3, 0, 2])  # FakeKwok.create fails on any attempt started twice
     shell = PacedShell(interval=5.0)

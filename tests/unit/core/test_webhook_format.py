@@ -22,8 +22,11 @@ from bentham.core.notify import (
 NOTE = Notification(
     event="study.at_risk",
     id="uid-1:study.at_risk:2030-01-01T13:00:00Z:0",
-    payload={"study": {"name": "s", "namespace": "n", "uid": "uid-1", "tenantId": "acme"}, "state": "executing",
-             "message": "Behind schedule: café"},
+    payload={
+        "study": {"name": "s", "namespace": "n", "uid": "uid-1", "tenantId": "acme"},
+        "state": "executing",
+        "message": "Behind schedule: café",
+    },
 )
 
 
@@ -44,8 +47,10 @@ def test_headers_carry_the_id_for_deduplication_and_the_auth_header_only_when_gi
     assert request_headers(NOTE, "Bearer t0k3n")["Authorization"] == "Bearer t0k3n"
 
 
-@pytest.mark.parametrize(("status", "retry"), [(None, True), (500, True), (503, True), (429, True), (408, True),
-                                               (400, False), (401, False), (404, False)])
+@pytest.mark.parametrize(
+    ("status", "retry"),
+    [(None, True), (500, True), (503, True), (429, True), (408, True), (400, False), (401, False), (404, False)],
+)
 def test_network_errors_timeouts_throttling_and_5xx_are_retried_other_refusals_are_not(
     status: int | None, retry: bool
 ) -> None:
