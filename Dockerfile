@@ -15,7 +15,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
 # The package metadata first, so a code-only change reuses nothing it should not.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY operator/ operator/
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/bentham \

@@ -52,6 +52,10 @@ lint: install ## ruff and mypy --strict.
 test: install lint ## The whole suite: lint, unit tests, and integration tests on the local control plane.
 	$(BIN)/pytest
 
+.PHONY: unit
+unit: install ## Only the unit tests (no cluster, seconds): the inner loop.
+	$(BIN)/pytest tests/unit
+
 .PHONY: run
 run: install ## Run the operator in the foreground against $KUBECONFIG (installs the CRD first).
 	kubectl apply --server-side -f crds/

@@ -83,7 +83,8 @@ def finished(job: JsonObject) -> bool:
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
 
 
-def run_windows(api: Api, namespace: str, windows: Sequence[Window], timeout_s: float) -> float:
+# One loop that creates, retires and refills windows as Jobs finish, and stops on errors and time-outs.
+def run_windows(api: Api, namespace: str, windows: Sequence[Window], timeout_s: float) -> float:  # noqa: C901
     """Runs every window to the end; returns the wall time from the first create to the last completion."""
     done: queue.Queue[str] = queue.Queue()
     window_of = {name: window for window in windows for name in window.names}

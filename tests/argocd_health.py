@@ -28,7 +28,8 @@ def without_nulls(value: Any) -> Any:
 
 def study_health(obj: dict[str, Any], script: str | None = None) -> Health:
     """The health Argo CD would show for this Study object."""
-    lua = lua51.LuaRuntime()
-    lua.globals().obj = lua.table_from(without_nulls(obj), recursive=True)
+    lua = lua51.LuaRuntime(unpack_returned_tuples=False)  # lupa's default, which its stubs make required
+    lua.globals()["obj"] = lua.table_from(without_nulls(obj), recursive=True)
     result = lua.execute(script if script is not None else HEALTH_LUA.read_text())
-    return Health(status=str(result["status"]), message=str(result["message"] or ""))
+    # The stubs type what a chunk returns as `object`; health.lua returns a table.
+    return Health(status=str(result["status"]), message=str(result["message"] or ""))  # type: ignore[index]

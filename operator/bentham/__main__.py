@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 
 import kopf
 
+from bentham import __version__
+
 log = logging.getLogger("bentham")
 
 
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         help="Serve Prometheus metrics on this port (same as $BENTHAM_METRICS_PORT; 0: off).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="Log at DEBUG level.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
 
     if args.metrics_port is not None:

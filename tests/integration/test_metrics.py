@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,7 +14,10 @@ from tests.support import Cluster, Studies, eventually, study
 REPO = Path(__file__).resolve().parents[2]
 
 
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     return {
@@ -21,6 +25,16 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def scraped_once(port: int, ready: Callable[[Samples], bool]) -> Callable[[], Samples | None]:
+    """A probe for `eventually`: the scraped samples, once `ready` holds of them."""
+
+    def probe() -> Samples | None:
+        samples = scrape(port)
+        return samples if ready(samples) else None
+
+    return probe
 
 
 def test_metrics_count_a_study_while_it_runs_and_after(cluster: Cluster, unwatched_namespace: str) -> None:
@@ -45,14 +59,14 @@ def test_metrics_count_a_study_while_it_runs_and_after(cluster: Cluster, unwatch
             )
         )
         during = eventually(
-            lambda: (m := scrape(port)).get(("bentham_live_jobs", ()), 0) > 0 and m, what="live Jobs in the metrics"
+            scraped_once(port, lambda m: m.get(("bentham_live_jobs", ()), 0) > 0), what="live Jobs in the metrics"
         )
         assert during[("bentham_live_jobs", ())] <= 4
         assert during[("bentham_studies", (("state", "executing"),))] == 1
         studies.wait_for_state("scraped", "complete")
 
         after = eventually(
-            lambda: (m := scrape(port))[("bentham_studies", (("state", "complete"),))] == 1 and m,
+            scraped_once(port, lambda m: m[("bentham_studies", (("state", "complete"),))] == 1),
             what="the completed study in the metrics",
         )
     finally:

@@ -7,14 +7,16 @@ from the workers, so they can never drift from what the operator actually holds.
 
 from __future__ import annotations
 
+import platform
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from bentham import __version__
 from bentham.api.status import StudyState
 
 
@@ -30,6 +32,13 @@ class StudyGauges:
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.build_info = Gauge(
+            "bentham_build_info",
+            "Always 1; the labels say which operator version runs on which Python.",
+            ["version", "python"],
+            registry=self.registry,
+        )
+        self.build_info.labels(version=__version__, python=platform.python_version()).set(1)
         self.cells_started = Counter(
             "bentham_cells_started", "Attempts started (Jobs created).", registry=self.registry
         )

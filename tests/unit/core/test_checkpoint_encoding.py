@@ -136,9 +136,9 @@ def test_no_checkpoint_reads_as_none() -> None:
 
 
 def test_a_record_refuses_impossible_values() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="attempts must be"):
         CellRecord(CellState.RUNNING, 32)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="retry_at is set exactly"):
         CellRecord(CellState.RETRY_WAIT, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="retry_at is set exactly"):
         CellRecord(CellState.COMPLETED, 1, T0)

@@ -56,5 +56,5 @@ def test_non_retryable_failures_and_passes_are_never_retried() -> None:
 
 
 def test_attempts_are_numbered_from_one() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="numbered from 1"):
         backoff_seconds(0, study_uid="uid", cell_index=0)
