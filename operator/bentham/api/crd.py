@@ -16,14 +16,11 @@ import yaml
 from pydantic import BaseModel
 
 from bentham.api.manifest import MANIFEST_RULES, Manifest
+from bentham.api.names import GROUP, KIND, PLURAL, VERSION
 from bentham.api.rules import Rule
 from bentham.api.spec import NOTIFICATIONS_RULES, SPEC_RULES, Notifications, StudySpec
 from bentham.api.status import StudyStatus
 
-GROUP = "bentham.io"
-VERSION = "v1alpha1"
-KIND = "Study"
-PLURAL = "studies"
 SINGULAR = "study"
 SHORT_NAMES = ["std"]
 
@@ -96,7 +93,7 @@ def structural(model: type[BaseModel]) -> dict[str, Any]:
     return _convert(schema, schema.get("$defs", {}))
 
 
-def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 (one branch per JSON Schema keyword)
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[1]]
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}

@@ -22,7 +22,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from bentham.api.crd import GROUP, PLURAL, VERSION
+from bentham.api.names import GROUP, PLURAL, VERSION
 from bentham.api.spec import StudySpec
 from bentham.api.status import StudyStatus
 from bentham.cli.render import cell_rows, is_terminal, render_cells, render_status, select_cells

@@ -14,9 +14,9 @@ from bentham.api.manifest import Manifest
 from bentham.api.status import CellCounts, StudyStatus
 from bentham.core.cells import cell_at, cell_key
 from bentham.core.checkpoint import CellRecord
+from bentham.core.states import TERMINAL_STATES
 from bentham.core.timestamps import as_utc, parse_rfc3339, rfc3339
 
-TERMINAL_STATES = frozenset({"complete", "failed", "cancelled"})
 BAR_WIDTH = 24
 # One character per kind of cell, in the order the bar draws them.
 BAR_MARKS = (("completed", "#"), ("failed", "x"), ("executing", ">"), ("pending", "."))
@@ -25,7 +25,7 @@ LEGEND = "bars: # completed  x failed  > running  . pending"
 
 def is_terminal(study: Mapping[str, Any]) -> bool:
     """Whether the study has reached a state nothing leaves: complete, failed or cancelled."""
-    return str((study.get("status") or {}).get("state")) in TERMINAL_STATES
+    return (study.get("status") or {}).get("state") in TERMINAL_STATES
 
 
 def bar(counts: CellCounts, width: int = BAR_WIDTH) -> str:

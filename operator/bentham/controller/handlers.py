@@ -19,7 +19,7 @@ from typing import Any
 import kopf
 from kubernetes.client import CoreV1Api
 
-from bentham.api.crd import GROUP, PLURAL, VERSION
+from bentham.api.names import GROUP, PLURAL, VERSION
 from bentham.controller.config import OperatorConfig
 from bentham.controller.kube import KubeClient, api_executor, load_api_client
 from bentham.controller.metrics import Metrics

@@ -18,7 +18,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from bentham.api.crd import GROUP, KIND, PLURAL, VERSION
+from bentham.api.names import GROUP, KIND, PLURAL, VERSION
+from bentham.api.status import StudyStatus
 from bentham.controller.metrics import Metrics
 from bentham.controller.observe import JOB_NAME_LABEL
 from bentham.core.jobs import LABEL_ATTEMPT, LABEL_STUDY
@@ -111,13 +112,13 @@ class KubeClient:
             if error.status != 404:
                 raise
 
-    async def replace_status(self, study: StudyRef, status: dict[str, Any]) -> bool:
+    async def replace_status(self, study: StudyRef, status: StudyStatus) -> bool:
         """Writes the whole status in one request; False if the study is gone.
 
         A JSON patch `add /status` replaces the status wholesale, so a cell that left a map (a
         retry that is no longer waiting) really leaves it, which a merge patch cannot express.
         """
-        patch = [{"op": "add", "path": "/status", "value": status}]
+        patch = [{"op": "add", "path": "/status", "value": status.model_dump(mode="json", exclude_none=True)}]
         try:
             await asyncio.to_thread(
                 _unread,

@@ -1,33 +1,22 @@
 """What the operator sees of its Jobs and their pods, reduced to what the core needs.
 
 kopf indexes every Job labelled with a study (see `handlers`) and a study's worker lists its ended
-pods (see `workers`); these pure functions turn one raw object into a small sighting, and join a
-study's sightings into the `ObservedJob`s the core decides on. Keeping only sightings, not whole
+pods (see `workers`); these pure functions turn one raw object into a small sighting (`core.sightings` joins a
+study's sightings into the `ObservedJob`s the core decides on). Keeping only sightings, not whole
 objects, keeps memory flat at 10,000 cells.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from collections.abc import Mapping
 from typing import Any, Literal
 
+from bentham.core.decision import ObservedJob
 from bentham.core.jobs import CONTAINER_NAME, LABEL_ATTEMPT, LABEL_CELL_INDEX
-from bentham.core.reconcile import ObservedJob
+from bentham.core.sightings import PodSighting
+from bentham.core.timestamps import read_rfc3339
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-
-# How long a finished Job may wait for its pod's termination message to be seen before the
-# attempt is judged without it: a Job can be seen finished before its pod is listed as ended.
-POD_GRACE = timedelta(seconds=15)
-
-
-@dataclass(frozen=True)
-class PodSighting:
-    job_name: str
-    terminated: bool
-    message: str | None
 
 
 def job_sighting(body: Mapping[str, Any]) -> ObservedJob | None:
@@ -46,9 +35,9 @@ def job_sighting(body: Mapping[str, Any]) -> ObservedJob | None:
         if condition.get("status") != "True":
             continue
         if condition.get("type") == "Complete":
-            phase, finished_at = "succeeded", parse_timestamp(condition.get("lastTransitionTime"))
+            phase, finished_at = "succeeded", read_rfc3339(condition.get("lastTransitionTime"))
         elif condition.get("type") == "Failed":
-            phase, finished_at = "failed", parse_timestamp(condition.get("lastTransitionTime"))
+            phase, finished_at = "failed", read_rfc3339(condition.get("lastTransitionTime"))
             failure_reason = condition.get("reason")
     return ObservedJob(
         name=str(metadata.get("name")),
@@ -74,31 +63,3 @@ def pod_sighting(body: Mapping[str, Any]) -> PodSighting | None:
         if terminated:
             return PodSighting(str(job_name), terminated=True, message=terminated.get("message"))
     return PodSighting(str(job_name), terminated=False, message=None)
-
-
-def observed_jobs(jobs: Iterable[ObservedJob], pods: Mapping[str, PodSighting], now: datetime) -> list[ObservedJob]:
-    """A study's Jobs with their pods' termination messages filled in.
-
-    A finished Job whose pod has not yet been seen terminated is reported as still running for
-    up to POD_GRACE, so that its result is never judged from a message that is merely late.
-    """
-    observed = []
-    for job in jobs:
-        pod = pods.get(job.name)
-        if pod is not None and pod.terminated:
-            observed.append(replace(job, termination_message=pod.message))
-            continue
-        waited = now - job.finished_at if job.finished_at else POD_GRACE
-        late = job.phase != "running" and waited < POD_GRACE and job.failure_reason != "DeadlineExceeded"
-        observed.append(replace(job, phase="running") if late else job)
-    return observed
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """An RFC 3339 timestamp as the API server writes it, or None for anything else."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

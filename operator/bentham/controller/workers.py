@@ -3,12 +3,10 @@
 Any change to a study or its Jobs only *wakes* the study's worker. The worker waits a short
 batch window, so that a burst of Job completions lands in one decision, then reads the world
 (its Jobs from kopf's index, the termination messages of its ended pods with one list), asks
-the core what to do, and applies the answer: write the status, delete the Jobs whose outcomes
-it now holds, create the next Jobs, and post Events.
-
-A status that only moves counts may wait to be written (`core.pacing` says how long):
-meanwhile the worker keeps it, decides from it, and starts Jobs from it, but deletes nothing
-and announces nothing until it is written.
+the core for a decision and a write plan (`core.write_plan`), and carries the plan out in a
+straight line: write the status, delete the Jobs whose outcomes it now holds, create the next
+Jobs, post Events, queue notifications. Which status is fresher, what to hold back and what to
+merge are the core's to say; the worker only remembers what the plan tells it to keep.
 """
 
 from __future__ import annotations
@@ -21,15 +19,24 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bentham.api.status import StudyStatus
 from bentham.controller.kube import KubeClient, StudyRef
 from bentham.controller.metrics import Metrics, StudyGauges
 from bentham.controller.notifier import Notifier
-from bentham.controller.observe import PodSighting, job_sighting, observed_jobs, parse_timestamp, pod_sighting
-from bentham.core.cell_events import merge_cell_events
-from bentham.core.decision import ObservedJob, StudyEvent
-from bentham.core.pacing import hold_for
-from bentham.core.reconcile import Decision, decide
-from bentham.core.states import TERMINAL_STATES
+from bentham.controller.observe import job_sighting, pod_sighting
+from bentham.core import (
+    Derived,
+    Held,
+    ObservedJob,
+    PodSighting,
+    WritePlan,
+    decide,
+    observed_jobs,
+    plan_write,
+    status_to_decide_from,
+    stored_status,
+)
+from bentham.core.timestamps import read_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +51,6 @@ ERROR_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 POD_RECHECK_S = 1.0
 # The ended pods of at most this many Jobs per list: its label selector names each Job.
 PODS_PER_LIST = 100
-# An unfinished study is decided again at least this often, woken or not: a Job deleted by someone
-# else wakes nobody (kopf calls no index function for a deletion), and this is when it is noticed.
-RESYNC_S = 30.0
-
-
-def checkpoint_sequence(status: Mapping[str, Any] | None) -> int:
-    checkpoint = (status or {}).get("checkpoint") or {}
-    sequence = checkpoint.get("sequence")
-    return sequence if isinstance(sequence, int) else -1
-
-
-def fresher_status(observed: Mapping[str, Any] | None, written: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The status to decide from: what we last wrote, unless the watch has shown a newer one.
-
-    The watch can lag behind our own writes; deciding from a stale checkpoint would re-run
-    cells whose outcomes are already recorded and whose Jobs are already deleted.
-    """
-    if written is not None and checkpoint_sequence(written) >= checkpoint_sequence(observed):
-        return dict(written)
-    return dict(observed) if observed is not None else None
 
 
 class StudyWorker:
@@ -85,10 +72,11 @@ class StudyWorker:
         self._batch_window_s = batch_window_s
         self._status_interval_s = status_interval_s
         self._body: dict[str, Any] = {}
-        self._written_status: dict[str, Any] | None = None
+        self._written: StudyStatus | None = None  # the status we last wrote
         self._written_at = float("-inf")  # time.monotonic() of our last status write
-        self._held_status: dict[str, Any] | None = None  # decided, not written yet (see core.pacing)
-        self._held_events: list[StudyEvent] = []
+        self._held: Held | None = None  # decided, not written yet (see core.write_plan)
+        self._decided: StudyStatus | None = None  # the last status decided, written or held
+        self._derived: Derived | None = None  # what the last decision left for the next one
         self._messages: dict[str, PodSighting] = {}  # Job name -> its ended pod's termination message
         self._sightings: dict[str, ObservedJob] = {}  # Job name -> the last sighting of it this worker knows of
         self._wake = asyncio.Event()
@@ -142,16 +130,12 @@ class StudyWorker:
                 log.exception("reconcile of %s/%s failed; retrying in %.0fs", *self.key, delay)
                 self._requeue_after = delay
 
-    def _stored_status(self) -> dict[str, Any] | None:
+    def _stored_status(self) -> Mapping[str, Any] | StudyStatus | None:
         """The study's status as the API server has it: our last write, or the watch's if newer."""
-        return fresher_status(self._body.get("status"), self._written_status)
-
-    def _latest_status(self) -> dict[str, Any] | None:
-        """The status to decide from: the one held back from writing, if any, else the stored one."""
-        return fresher_status(self._stored_status(), self._held_status)
+        return stored_status(self._body.get("status"), self._written)
 
     async def reconcile(self) -> None:
-        """One level-triggered pass: observe, decide, apply. Safe to repeat at any point."""
+        """One level-triggered pass: observe, decide, carry out the write plan. Safe to repeat at any point."""
         body = self._body
         metadata = body.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
@@ -160,24 +144,31 @@ class StudyWorker:
         jobs = list(self._jobs(self.key))
         await self._read_messages(study.namespace, jobs)
         now = datetime.now(UTC)
-        status = self._latest_status()
+        stored = self._stored_status()
         decision = decide(
             name=study.name,
             namespace=study.namespace,
             uid=study.uid,
             generation=int(metadata.get("generation") or 0),
-            created_at=parse_timestamp(metadata.get("creationTimestamp")) or now,
+            created_at=read_rfc3339(metadata.get("creationTimestamp")) or now,
             spec=body.get("spec"),
-            status=status,
+            status=status_to_decide_from(stored, self._held),
             jobs=observed_jobs(jobs, self._messages, now),
             now=now,
+            derived=self._derived,
         )
-        requeue_after = await self._apply(study, decision)
-        if decision.status.get("state") not in TERMINAL_STATES:
-            requeue_after = min(requeue_after or RESYNC_S, RESYNC_S)
+        self._decided, self._derived = decision.status, decision.derived
+        plan = plan_write(
+            stored,
+            self._held,
+            decision,
+            since_last_write=time.monotonic() - self._written_at,
+            interval=self._status_interval_s,
+        )
+        self._requeue_after = plan.requeue_after
+        await self._carry_out(study, plan)
         if any(job.phase != "running" and job.name not in self._messages for job in jobs):
-            requeue_after = min(requeue_after or POD_RECHECK_S, POD_RECHECK_S)
-        self._requeue_after = requeue_after
+            self._requeue_after = min(self._requeue_after or POD_RECHECK_S, POD_RECHECK_S)
 
     async def _read_messages(self, namespace: str, jobs: list[ObservedJob]) -> None:
         """Learns the termination messages of finished Jobs' pods, listing only the ended pods it lacks.
@@ -196,75 +187,48 @@ class StudyWorker:
                 if sighting is not None and sighting.terminated and sighting.job_name in names:
                     self._messages[sighting.job_name] = sighting
 
-    async def _apply(self, study: StudyRef, decision: Decision) -> float | None:
-        """Status first, then deletions, then creations: every prefix of that is safe to crash in.
+    async def _carry_out(self, study: StudyRef, plan: WritePlan) -> None:
+        """Status first, then deletions, then creations, then announcements: every prefix is safe to crash in.
 
         The status holds the finished attempts' outcomes before their Jobs go, and a slot is
         reused only once its attempt is recorded, so Jobs in flight never exceed `parallelism`. A
         crash after the status write leaves cells marked running without a Job; the next pass
-        starts those same attempts, under the same names. A status held back (`core.pacing`)
-        deletes nothing and announces nothing; it only starts Jobs, which a later pass adopts,
-        and finished Jobs wait for the write that records them.
-
-        Returns when to decide again at the latest, in seconds (None: only when woken).
+        starts those same attempts, under the same names.
         """
-        stored = self._stored_status()
-        requeue_after = decision.requeue_after
-        events = decision.events
-        if decision.status != stored:
-            wait = hold_for(
-                stored, decision, since_write_s=time.monotonic() - self._written_at, interval_s=self._status_interval_s
-            )
-            if wait > 0:
-                self._held_status = decision.status
-                self._held_events.extend(decision.events)
-                await self._create(study, decision)
-                return min(requeue_after, wait) if requeue_after is not None else wait
-            if not await self._kube.replace_status(study, decision.status):
-                return None  # the study is gone
-            self._count_outcomes(stored, decision.status)
-            self._written_status, self._written_at = decision.status, time.monotonic()
-            events = merge_cell_events([*self._held_events, *decision.events])
-        self._held_status, self._held_events = None, []
-        await asyncio.gather(*(self._kube.delete_job(study.namespace, name) for name in decision.delete))
-        await self._create(study, decision)
-        for event in events:
+        if plan.write is not None:
+            if not await self._kube.replace_status(study, plan.write):
+                return  # the study is gone
+            self._written, self._written_at = plan.write, time.monotonic()
+            self._metrics.cells_completed.inc(plan.newly_completed)
+            self._metrics.cells_failed.inc(plan.newly_failed)
+        self._held = plan.held
+        await asyncio.gather(*(self._kube.delete_job(study.namespace, name) for name in plan.delete))
+        await self._create(study, plan)
+        for event in plan.events:
             await self._kube.post_event(study, event.type, event.reason, event.message)
         # Queued only now that the status records what they announce; delivery never blocks this loop.
-        self._notifier.enqueue(
-            study.namespace, (self._body.get("spec") or {}).get("notifications"), decision.notifications
-        )
-        return requeue_after
+        self._notifier.enqueue(study.namespace, (self._body.get("spec") or {}).get("notifications"), plan.notifications)
 
-    async def _create(self, study: StudyRef, decision: Decision) -> None:
+    async def _create(self, study: StudyRef, plan: WritePlan) -> None:
         limit = asyncio.Semaphore(CREATE_CONCURRENCY)
 
         async def create(body: dict[str, Any]) -> None:
             async with limit:
                 await self._kube.create_job(study.namespace, body)
 
-        for job in decision.create:  # before the request: its watch event may come before the answer
+        for job in plan.create:  # before the request: its watch event may come before the answer
             if (sighting := job_sighting(job.body)) is not None:
                 self._sightings[sighting.name] = sighting
 
-        await asyncio.gather(*(create(job.body) for job in decision.create))
-
-    def _count_outcomes(self, previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> None:
-        before, after = _progress(previous), _progress(current)
-        self._metrics.cells_completed.inc(max(0, after.get("completedCells", 0) - before.get("completedCells", 0)))
-        self._metrics.cells_failed.inc(max(0, after.get("failedCells", 0) - before.get("failedCells", 0)))
+        await asyncio.gather(*(create(job.body) for job in plan.create))
 
     def gauges(self) -> StudyGauges:
-        status = self._latest_status() or {}
+        status = self._decided
         return StudyGauges(
-            state=status.get("state"),
-            at_risk=bool((status.get("deadline") or {}).get("atRisk")),
+            state=status.state if status is not None else None,
+            at_risk=status is not None and status.deadline is not None and status.deadline.atRisk,
             live_jobs=sum(1 for _ in self._jobs(self.key)),
         )
-
-
-def _progress(status: Mapping[str, Any] | None) -> Mapping[str, int]:
-    return (status or {}).get("progress") or {}
 
 
 class Workers:

@@ -25,3 +25,26 @@ Modules, one concept each:
 - `decision` and `reconcile`: the decider and what it returns.
 - `timestamps`: RFC 3339 as the status stores it.
 """
+
+from bentham.core.decision import Decision, Derived, JobToCreate, Notification, ObservedJob, StudyEvent
+from bentham.core.reconcile import decide
+from bentham.core.sightings import PodSighting, observed_jobs
+from bentham.core.write_plan import Held, StoredStatus, WritePlan, plan_write, status_to_decide_from, stored_status
+
+__all__ = [
+    "Decision",
+    "Derived",
+    "Held",
+    "JobToCreate",
+    "Notification",
+    "ObservedJob",
+    "PodSighting",
+    "StoredStatus",
+    "StudyEvent",
+    "WritePlan",
+    "decide",
+    "observed_jobs",
+    "plan_write",
+    "status_to_decide_from",
+    "stored_status",
+]

@@ -12,13 +12,11 @@ attempt under two names.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 from bentham.api.manifest import LocationId, Manifest, SurfaceId
 
 DNS_LABEL_MAX = 63
-_NOT_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 
 
 @dataclass(frozen=True)
@@ -60,17 +58,3 @@ def cell_key(cell: Cell) -> str:
 def short_hash(text: str, length: int = 5) -> str:
     """The first `length` hex digits of the SHA-256 of `text`."""
     return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def job_name(study_name: str, study_uid: str, cell_index: int, attempt: int) -> str:
-    """The Job of one attempt of one cell: `<study>-<uid hash>-c<cell>-a<attempt>`, ≤ 63 chars.
-
-    The study's name is truncated to fit; the hash of the study's uid keeps two studies whose
-    truncated names agree (or a study re-created under an old name) apart.
-    """
-    if cell_index < 0 or attempt < 1:
-        raise ValueError(f"no Job for cell {cell_index}, attempt {attempt}")
-    suffix = f"-{short_hash(study_uid)}-c{cell_index}-a{attempt}"
-    # Study names are DNS subdomains: dots become dashes so the Job name is also a DNS label.
-    prefix = _NOT_NAME_CHARS.sub("-", study_name.lower())[: DNS_LABEL_MAX - len(suffix)].strip("-")
-    return f"{prefix or 'study'}{suffix}"

@@ -168,6 +168,21 @@ def write_checkpoint(
     )
 
 
+def as_checkpointed(records: Sequence[CellRecord], checkpoint: Checkpoint) -> tuple[CellRecord, ...]:
+    """`records` exactly as `checkpoint`, which packs them, reads back: retry times in its whole milliseconds."""
+    if not checkpoint.timestamp:
+        return tuple(records)
+    start = truncate_to_millis(parse_rfc3339(checkpoint.timestamp))
+    return tuple(
+        record
+        if record.retry_at is None
+        else CellRecord(
+            record.state, record.attempts, start + timedelta(milliseconds=max(0, _millis(record.retry_at - start)))
+        )
+        for record in records
+    )
+
+
 def _millis(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from bentham.api.status import StudyStatus
 from bentham.core.cells import Cell
+from bentham.core.checkpoint import CellRecord
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,25 @@ class JobToCreate:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """What one decision worked out that the next may reuse instead of working it out again.
+
+    The shell keeps it beside the status it came with and hands it back; the decider reuses it
+    only while it matches the status it decides from, so a stale or foreign one costs nothing.
+    """
+
+    checkpoint_cells: str
+    checkpoint_timestamp: str | None
+    records: tuple[CellRecord, ...]
+    """The cell records that checkpoint packs (decoding 100,000 of them is most of a pass)."""
+
+
+@dataclass(frozen=True)
 class Decision:
     """Everything the shell applies: write status, delete, create, then post events and send notifications."""
 
-    status: dict[str, Any]
-    """The complete new status."""
+    status: StudyStatus
+    """The complete new status; turned into JSON only where it is sent."""
     create: list[JobToCreate]
     delete: list[str]
     """Jobs whose outcome `status` records (or that must stop): delete after the status write."""
@@ -88,3 +104,5 @@ class Decision:
     """Seconds until the decider must run again even if nothing happens (a retry or a deadline check)."""
     notifications: list[Notification] = field(default_factory=list)
     """Webhook messages to send after the status write succeeded, in order; never before it."""
+    derived: Derived | None = None
+    """For the next decision about this study (see `Derived`)."""

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bentham.api.spec import Executor
+from bentham.core.decision import StudyEvent
+from bentham.core.timestamps import parse_rfc3339, rfc3339
 
 ESCALATION_STAGES = (0.5, 0.75)
 """Shares of the time to the deadline whose crossing, while at risk, is announced again."""
@@ -81,3 +83,49 @@ def next_parallelism(
     if changed_at is not None and (now - changed_at).total_seconds() < PARALLELISM_STEP_SECONDS:
         return current
     return min(ceiling, current + parallelism_step(executor))
+
+
+@dataclass(frozen=True)
+class ParallelismChange:
+    """The parallelism after this decision, and the event that announces a change."""
+
+    parallelism: int
+    changed_at: str | None
+    """When it last changed (RFC 3339)."""
+    event: StudyEvent | None
+
+
+def adjust_parallelism(
+    executor: Executor,
+    current: int,
+    changed_at: str | None,
+    *,
+    at_risk: bool,
+    may_start: bool,
+    cells_waiting: bool,
+    now: datetime,
+) -> ParallelismChange:
+    """Raises parallelism a step while at risk, or lowers it back once not (see the module docstring)."""
+    try:
+        last_change = parse_rfc3339(changed_at) if changed_at else None
+    except ValueError:
+        last_change = None
+    after = next_parallelism(
+        executor,
+        current,
+        at_risk=at_risk,
+        may_start=may_start,
+        cells_waiting=cells_waiting,
+        changed_at=last_change,
+        now=now,
+    )
+    if after == current:
+        return ParallelismChange(current, changed_at, None)
+    if after > current:
+        message = f"At risk: parallelism raised from {current} to {after} (maxParallelism {executor.maxParallelism})"
+        event = StudyEvent("Normal", "ParallelismRaised", message)
+    else:
+        event = StudyEvent(
+            "Normal", "ParallelismLowered", f"No longer at risk: parallelism lowered from {current} to {after}"
+        )
+    return ParallelismChange(after, rfc3339(now), event)

@@ -7,11 +7,13 @@ keeps the number of cells waiting to retry (and so the checkpoint) small.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from bentham.api.spec import Executor
 from bentham.core.checkpoint import CellRecord, CellState
+from bentham.core.decision import JobToCreate
 from bentham.core.ordering import StartOrder
 
 
@@ -43,6 +45,34 @@ def cells_to_start(records: Sequence[CellRecord], order: StartOrder, *, capacity
                 if wanted(records[index], now):
                     chosen.append(index)
     return chosen
+
+
+@dataclass(frozen=True)
+class Started:
+    """The cells started by one decision, and when the next retry falls due."""
+
+    records: list[CellRecord]
+    jobs: list[JobToCreate]
+    retry_in: float | None
+    """Seconds until the next retry falls due, if one will."""
+
+
+def start_cells(
+    records: Sequence[CellRecord],
+    order: StartOrder,
+    *,
+    parallelism: int,
+    job_of: Callable[[int, int], JobToCreate],
+    now: datetime,
+) -> Started:
+    """Fills the free slots in `order`: each chosen cell's next attempt runs, as `job_of(cell, attempt)`."""
+    updated = list(records)
+    jobs = []
+    for index in cells_to_start(updated, order, capacity=parallelism - in_flight(updated), now=now):
+        updated[index] = CellRecord(CellState.RUNNING, updated[index].attempts + 1)
+        jobs.append(job_of(index, updated[index].attempts))
+    upcoming = next_retry(updated, now=now)
+    return Started(updated, jobs, (upcoming - now).total_seconds() if upcoming is not None else None)
 
 
 def next_retry(records: Sequence[CellRecord], *, now: datetime) -> datetime | None:

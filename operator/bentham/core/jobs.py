@@ -12,14 +12,15 @@ they come after `executor.env` and replace any variable of the same name there.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from bentham.api.manifest import SurfaceOptions
+from bentham.api.names import API_VERSION, KIND
 from bentham.api.spec import StudySpec
-from bentham.core.cells import DNS_LABEL_MAX, Cell, cell_key, job_name, short_hash
+from bentham.core.cells import DNS_LABEL_MAX, Cell, cell_at, cell_key, short_hash
+from bentham.core.decision import JobToCreate
 
-API_VERSION = "bentham.io/v1alpha1"
-KIND = "Study"
 CONTAINER_NAME = "executor"
 MANAGED_BY = "bentham-operator"
 
@@ -32,6 +33,23 @@ LABEL_LOCATION = "bentham.io/location"
 LABEL_QUERY_INDEX = "bentham.io/query-index"
 LABEL_ATTEMPT = "bentham.io/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+
+# Study names are DNS subdomains: anything else becomes a dash in a Job name.
+_NOT_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
+
+
+def job_name(study_name: str, study_uid: str, cell_index: int, attempt: int) -> str:
+    """The Job of one attempt of one cell: `<study>-<uid hash>-c<cell>-a<attempt>`, ≤ 63 chars.
+
+    The study's name is truncated to fit; the hash of the study's uid keeps two studies whose
+    truncated names agree (or a study re-created under an old name) apart.
+    """
+    if cell_index < 0 or attempt < 1:
+        raise ValueError(f"no Job for cell {cell_index}, attempt {attempt}")
+    suffix = f"-{short_hash(study_uid)}-c{cell_index}-a{attempt}"
+    # Study names are DNS subdomains: dots become dashes so the Job name is also a DNS label.
+    prefix = _NOT_NAME_CHARS.sub("-", study_name.lower())[: DNS_LABEL_MAX - len(suffix)].strip("-")
+    return f"{prefix or 'study'}{suffix}"
 
 
 def build_job(
@@ -144,3 +162,14 @@ def _env(spec: StudySpec, *, cell: Cell, study_name: str, attempt: int) -> list[
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def attempt_job(
+    *, study_name: str, namespace: str, study_uid: str, spec: StudySpec, index: int, attempt: int
+) -> JobToCreate:
+    """The Job to create for attempt `attempt` of the cell at `index`."""
+    cell = cell_at(spec.manifest, index)
+    body = build_job(
+        study_name=study_name, namespace=namespace, study_uid=study_uid, spec=spec, cell=cell, attempt=attempt
+    )
+    return JobToCreate(name=body["metadata"]["name"], cell=cell, attempt=attempt, body=body)

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 from bentham.api.status import Progress, StudyState
 from bentham.core.decision import NotificationEvent, StudyEvent
 from bentham.core.notifications import Note
-from bentham.core.states import move
+from bentham.core.states import STATE_REASONS, move
 from bentham.core.timestamps import rfc3339_millis
-
-# The CamelCase reason of each state, for conditions when no more specific reason applies.
-STATE_REASONS: dict[StudyState, str] = {
-    StudyState.MANIFEST_RECEIVED: "ManifestReceived",
-    StudyState.VALIDATING: "Validating",
-    StudyState.QUEUED: "Queued",
-    StudyState.EXECUTING: "Executing",
-    StudyState.VALIDATING_RESULTS: "ValidatingResults",
-    StudyState.PAUSED: "Paused",
-    StudyState.HUMAN_INTERVENTION_REQUIRED: "HumanInterventionRequired",
-    StudyState.COMPLETE: "Complete",
-    StudyState.FAILED: "Failed",
-    StudyState.CANCELLED: "Cancelled",
-}
-
 
 # The notification announcing an announced move into each state; executing is started or resumed.
 _NOTIFIED_ON_ENTRY: dict[StudyState, NotificationEvent] = {
@@ -34,6 +20,7 @@ _NOTIFIED_ON_ENTRY: dict[StudyState, NotificationEvent] = {
     StudyState.FAILED: "study.failed",
     StudyState.CANCELLED: "study.cancelled",
 }
+SETTLED = "Every required surface has settled; checking coverage"
 _ONCE_IN_A_LIFE = {StudyState.MANIFEST_RECEIVED, StudyState.COMPLETE, StudyState.FAILED, StudyState.CANCELLED}
 
 
@@ -90,6 +77,25 @@ class Lifecycle:
         kind: Literal["Normal", "Warning"] = "Warning" if target is StudyState.FAILED else "Normal"
         self.move(target, reason, message, kind=kind)
         self.reason, self.message = reason, message
+
+    def queue(self, message: str) -> None:
+        """Moves a new study whose spec and checkpoint read on to queued, through validating."""
+        if self.state is StudyState.MANIFEST_RECEIVED:
+            self.move(StudyState.VALIDATING, "Validating", "Validating the spec")
+        if self.state is StudyState.VALIDATING:
+            self.move(StudyState.QUEUED, "Queued", message)
+
+    def complete(self, message: str, *, checking: str = SETTLED) -> None:
+        """Completes the study, through validating_results, with `checking` saying why it checks."""
+        if self.state in (StudyState.PAUSED, StudyState.HUMAN_INTERVENTION_REQUIRED):
+            self.move(StudyState.EXECUTING, None)  # completing passes through executing
+        self.move(StudyState.VALIDATING_RESULTS, "ValidatingResults", checking)
+        self.end(StudyState.COMPLETE, "Completed", message)
+
+    def announce(self, events: Sequence[StudyEvent], notes: Sequence[Note] = ()) -> None:
+        """Adds what a step of the decision announces, in order."""
+        self.events.extend(events)
+        self.notes.extend(notes)
 
     def start(self, *, paused: bool, cells: int) -> None:
         """Moves a queued study on: to executing, or to paused when created with spec.paused."""

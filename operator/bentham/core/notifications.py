@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from bentham.api.manifest import Manifest
+from bentham.api.status import StudyStatus
 from bentham.core.cells import cell_at, cell_key
 from bentham.core.decision import Notification, NotificationEvent
 from bentham.core.outcomes import CellOutcome
@@ -77,18 +78,22 @@ def cell_failed_notes(outcomes: Sequence[CellOutcome], manifest: Manifest) -> li
 
 
 def notifications(
-    notes: Sequence[Note], *, study: StudyIdentity, status: dict[str, Any], now: datetime
+    notes: Sequence[Note], *, study: StudyIdentity, status: StudyStatus, now: datetime
 ) -> list[Notification]:
     """The notes as notifications, each payload built from the decision's final `status`."""
-    progress = status.get("progress") or {}
-    summary = {
-        "total": progress.get("totalCells", 0),
-        "completed": progress.get("completedCells", 0),
-        "failed": progress.get("failedCells", 0),
-        "executing": progress.get("executingCells", 0),
-        "pending": progress.get("pendingCells", 0),
-        "percent": progress.get("percent", "0%"),
-    }
+    if not notes:
+        return []
+    progress = status.progress
+    summary: dict[str, Any] = {"total": 0, "completed": 0, "failed": 0, "executing": 0, "pending": 0, "percent": "0%"}
+    if progress is not None:
+        summary = {
+            "total": progress.totalCells,
+            "completed": progress.completedCells,
+            "failed": progress.failedCells,
+            "executing": progress.executingCells,
+            "pending": progress.pendingCells,
+            "percent": progress.percent,
+        }
     out = []
     for note in notes:
         payload: dict[str, Any] = {
@@ -98,17 +103,17 @@ def notifications(
                 "uid": study.uid,
                 "tenantId": study.tenant_id,
             },
-            "state": status.get("state"),
+            "state": status.state.value if status.state is not None else None,
             "reason": note.reason,
             "message": note.message,
             "timestamp": rfc3339_millis(now),
             "progress": dict(summary),
             **copy.deepcopy(note.details),
         }
-        if note.event in ("study.at_risk", "study.needs_intervention") and "deadline" in status:
-            payload["deadline"] = copy.deepcopy(status["deadline"])
-        if note.event == "study.needs_intervention" and "intervention" in status:
-            payload["intervention"] = copy.deepcopy(status["intervention"])
+        if note.event in ("study.at_risk", "study.needs_intervention") and status.deadline is not None:
+            payload["deadline"] = status.deadline.model_dump(mode="json", exclude_none=True)
+        if note.event == "study.needs_intervention" and status.intervention is not None:
+            payload["intervention"] = status.intervention.model_dump(mode="json", exclude_none=True)
         suffix = f":{note.discriminator}" if note.discriminator is not None else ""
         out.append(Notification(event=note.event, id=f"{study.uid}:{note.event}{suffix}", payload=payload))
     return out

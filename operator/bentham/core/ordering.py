@@ -10,6 +10,7 @@ the queue, and every surface and location advances at the same pace.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -61,3 +62,17 @@ def _diagonal_order(queries: int, surfaces: int, locations: int, surface_positio
             location = (round_ + s) % locations
             order.append(query * surfaces * locations + surface_positions[s] * locations + location)
     return tuple(order)
+
+
+def open_start_order(manifest: Manifest, blocked: Collection[str]) -> StartOrder:
+    """The fair start order without the cells of `blocked` surfaces (ids), which start nothing."""
+    order = start_order(manifest)
+    if not blocked:
+        return order
+    surfaces, locations = len(manifest.surfaces), len(manifest.locations)
+    positions = {p for p, s in enumerate(manifest.surfaces) if s.id.value in blocked}
+
+    def open_(index: int) -> bool:
+        return (index % (surfaces * locations)) // locations not in positions
+
+    return StartOrder(required=tuple(filter(open_, order.required)), optional=tuple(filter(open_, order.optional)))

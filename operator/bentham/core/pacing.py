@@ -22,9 +22,7 @@ that records it is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from bentham.api.status import StudyStatus
 from bentham.core.decision import Decision
 
 DEFERRABLE_EVENTS = frozenset({"CellsCompleted"})
@@ -36,55 +34,55 @@ STALE_INTERVALS = 6
 """However few outcomes it adds, a status waits at most this many status intervals."""
 
 
-def hold_for(
-    written: Mapping[str, Any] | None, decision: Decision, *, since_write_s: float, interval_s: float
-) -> float:
+def hold_for(written: StudyStatus | None, decision: Decision, *, since_write_s: float, interval_s: float) -> float:
     """How much longer `decision.status` may wait to be written, in seconds; 0 means now.
 
     `written` is the status last written, `since_write_s` how long ago it was written.
     """
     if write_at_once(written, decision):
         return 0.0
-    stepped = _outcomes(decision.status) - _outcomes(written) >= progress_step(decision.status)
+    stepped = outcomes_recorded(decision.status) - outcomes_recorded(written) >= progress_step(decision.status)
     limit = interval_s if stepped else STALE_INTERVALS * interval_s
     return max(0.0, limit - since_write_s)
 
 
-def progress_step(status: Mapping[str, Any]) -> int:
+def progress_step(status: StudyStatus) -> int:
     """How many new outcomes make a status that only moves counts worth writing once the interval is over."""
-    total = (status.get("progress") or {}).get("totalCells") or 0
+    total = status.progress.totalCells if status.progress is not None else 0
     return max(1, min(STEP_MAX_CELLS, int(total * STEP_FRACTION)))
 
 
-def _outcomes(status: Mapping[str, Any] | None) -> int:
-    progress = (status or {}).get("progress") or {}
-    return int(progress.get("completedCells") or 0) + int(progress.get("failedCells") or 0)
+def outcomes_recorded(status: StudyStatus | None) -> int:
+    """Cells whose outcome the status records: completed or failed for good."""
+    progress = status.progress if status is not None else None
+    return progress.completedCells + progress.failedCells if progress is not None else 0
 
 
-def write_at_once(written: Mapping[str, Any] | None, decision: Decision) -> bool:
+def write_at_once(written: StudyStatus | None, decision: Decision) -> bool:
     """Whether `decision.status` must be written now rather than with a later decision's."""
     if decision.notifications or any(event.reason not in DEFERRABLE_EVENTS for event in decision.events):
         return True
     return _essentials(written) != _essentials(decision.status)
 
 
-def _essentials(status: Mapping[str, Any] | None) -> tuple[object, ...]:
+def _essentials(status: StudyStatus | None) -> tuple[object, ...]:
     """What a status says besides its counts, its checkpoint and its rates."""
-    status = status or {}
-    deadline = status.get("deadline") or {}
+    if status is None:
+        return (None,) * 14
+    deadline = status.deadline
     return (
-        status.get("state"),
-        status.get("observedGeneration"),
-        [(c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []],
-        status.get("intervention"),
-        status.get("parallelism"),
-        status.get("warnings"),
-        status.get("startedAt"),
-        status.get("completedAt"),
-        status.get("runningSince"),
-        deadline.get("deadline"),
-        deadline.get("atRisk"),
-        deadline.get("missed"),
-        deadline.get("escalationStage"),
-        (status.get("progress") or {}).get("failedCells"),
+        status.state,
+        status.observedGeneration,
+        [(c.type, c.status, c.reason) for c in status.conditions],
+        status.intervention,
+        status.parallelism,
+        status.warnings,
+        status.startedAt,
+        status.completedAt,
+        status.runningSince,
+        deadline.deadline if deadline is not None else None,
+        deadline.atRisk if deadline is not None else None,
+        deadline.missed if deadline is not None else None,
+        deadline.escalationStage if deadline is not None else None,
+        status.progress.failedCells if status.progress is not None else None,
     )

@@ -18,6 +18,20 @@ from bentham.api.status import StudyState
 
 TERMINAL_STATES: frozenset[StudyState] = frozenset({StudyState.COMPLETE, StudyState.FAILED, StudyState.CANCELLED})
 
+# The CamelCase reason of each state, for conditions when no more specific reason applies.
+STATE_REASONS: dict[StudyState, str] = {
+    StudyState.MANIFEST_RECEIVED: "ManifestReceived",
+    StudyState.VALIDATING: "Validating",
+    StudyState.QUEUED: "Queued",
+    StudyState.EXECUTING: "Executing",
+    StudyState.VALIDATING_RESULTS: "ValidatingResults",
+    StudyState.PAUSED: "Paused",
+    StudyState.HUMAN_INTERVENTION_REQUIRED: "HumanInterventionRequired",
+    StudyState.COMPLETE: "Complete",
+    StudyState.FAILED: "Failed",
+    StudyState.CANCELLED: "Cancelled",
+}
+
 _ORIGINAL_MOVES: Mapping[StudyState, frozenset[StudyState]] = {
     StudyState.MANIFEST_RECEIVED: frozenset({StudyState.VALIDATING, StudyState.FAILED}),
     StudyState.VALIDATING: frozenset({StudyState.QUEUED, StudyState.FAILED}),

@@ -11,10 +11,10 @@ from bentham.api.manifest import Manifest
 from bentham.api.status import Condition, DeadlineStatus, Intervention, StudyStatus
 from bentham.core.checkpoint import CellRecord, write_checkpoint
 from bentham.core.conditions import AT_RISK, clip, condition_of, conditions_for, with_condition
-from bentham.core.lifecycle import STATE_REASONS, Lifecycle, state_message
+from bentham.core.lifecycle import Lifecycle, state_message
 from bentham.core.progress import progress_of
 from bentham.core.running_time import RunningTime, is_running, running_time_of
-from bentham.core.states import is_terminal
+from bentham.core.states import STATE_REASONS, is_terminal
 from bentham.core.timestamps import rfc3339
 
 
@@ -66,8 +66,8 @@ def compose_status(
     cells: RecordedCells | None = None,
     warnings: list[str] | None = None,
     tracking: Tracking | None = None,
-) -> dict[str, Any]:
-    """The complete new status, as the API stores it. Without `cells`, the previous counts stand.
+) -> StudyStatus:
+    """The complete new status. Without `cells`, the previous counts stand.
 
     In a terminal state the study stops running, is no longer at risk and waits for nobody.
     """
@@ -116,7 +116,7 @@ def compose_status(
     )
     if at_risk is not None:
         conditions = with_condition(conditions, at_risk)
-    status = StudyStatus(
+    return StudyStatus(
         state=life.state,
         message=message,
         observedGeneration=generation,
@@ -134,7 +134,6 @@ def compose_status(
         startedAt=started_at,
         completedAt=previous.completedAt or (rfc3339(now) if ended else None),
     )
-    return dump_status(status)
 
 
 def dump_status(status: StudyStatus) -> dict[str, Any]:

@@ -26,6 +26,16 @@ def parse_rfc3339(text: str) -> datetime:
     return as_utc(datetime.fromisoformat(text))
 
 
+def read_rfc3339(value: object) -> datetime | None:
+    """The UTC datetime of an RFC 3339 string as the API server writes it; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        return None
+
+
 def truncate_to_millis(moment: datetime) -> datetime:
     """`moment` in UTC without its sub-millisecond part, so it survives `rfc3339_millis`."""
     utc = as_utc(moment)

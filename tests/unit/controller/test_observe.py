@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from bentham.controller.observe import POD_GRACE, PodSighting, job_sighting, observed_jobs, pod_sighting
+from bentham.controller.observe import job_sighting, pod_sighting
+from bentham.core.sightings import PodSighting
 
 FINISHED = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
@@ -63,34 +64,3 @@ def test_pod_sighting_reads_the_executor_containers_termination_message() -> Non
 
     assert pod_sighting(pod) == PodSighting("s-abcde-c3-a2", terminated=True, message='{"success": true}')
     assert pod_sighting({"metadata": {"labels": {}}}) is None
-
-
-def test_finished_job_waits_for_its_pods_message_but_not_forever() -> None:
-    job = job_sighting(job_body({"type": "Complete", "status": "True", "lastTransitionTime": "2030-01-01T12:00:00Z"}))
-    assert job is not None
-
-    [soon] = observed_jobs([job], {}, FINISHED + timedelta(seconds=1))
-    [later] = observed_jobs([job], {}, FINISHED + POD_GRACE)
-    [seen] = observed_jobs([job], {job.name: PodSighting(job.name, True, "hello")}, FINISHED)
-
-    assert soon.phase == "running"
-    assert (later.phase, later.termination_message) == ("succeeded", None)
-    assert (seen.phase, seen.termination_message) == ("succeeded", "hello")
-
-
-def test_job_stopped_for_its_deadline_is_judged_at_once() -> None:
-    job = job_sighting(
-        job_body(
-            {
-                "type": "Failed",
-                "status": "True",
-                "reason": "DeadlineExceeded",
-                "lastTransitionTime": "2030-01-01T12:00:00Z",
-            }
-        )
-    )
-    assert job is not None
-
-    [observed] = observed_jobs([job], {}, FINISHED)
-
-    assert observed.phase == "failed"

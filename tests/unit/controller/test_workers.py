@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal, cast
 
+from bentham.controller.kube import KubeClient
 from bentham.controller.metrics import Metrics
+from bentham.controller.notifier import Notifier
 from bentham.controller.workers import StudyWorker
 from bentham.core.decision import ObservedJob
 
 
-def sighting(name: str, phase: str = "running") -> ObservedJob:
+def sighting(name: str, phase: Literal["running", "succeeded", "failed"] = "running") -> ObservedJob:
     finished = datetime(2030, 1, 1, tzinfo=UTC) if phase != "running" else None
     return ObservedJob(
         name=name,
@@ -26,8 +29,8 @@ def worker() -> StudyWorker:
     # saw_job() only compares sightings and sets the wake-up: it reaches neither the API nor the notifier.
     return StudyWorker(
         ("ns", "study"),
-        kube=None,
-        notifier=None,
+        kube=cast(KubeClient, None),
+        notifier=cast(Notifier, None),
         jobs=lambda key: (),
         metrics=Metrics(),
         batch_window_s=0.3,

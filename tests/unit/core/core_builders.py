@@ -7,6 +7,7 @@ the builders are plain functions.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,9 @@ from typing import Any
 
 from bentham.api.manifest import Manifest
 from bentham.api.spec import StudySpec
-from bentham.core.reconcile import Decision, JobToCreate, ObservedJob, decide
+from bentham.api.status import StudyStatus
+from bentham.core import Decision, Held, JobToCreate, Notification, ObservedJob, StudyEvent, decide
+from bentham.core.write_plan import plan_write, status_to_decide_from
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 UID = "7f1c2a9e-0d4b-4c55-9a3e-2b8f6c1d0e99"
@@ -95,6 +98,7 @@ def result(
 
 
 def running(job: JobToCreate) -> ObservedJob:
+    """The Job of `job` as just created, its pod running."""
     return ObservedJob(job.name, job.cell.index, job.attempt, "running", None, None, None)
 
 
@@ -114,9 +118,45 @@ def failed(
     return ObservedJob(job.name, index, job.attempt, "failed", message, reason, at)
 
 
+def as_stored(status: StudyStatus) -> dict[str, Any]:
+    """A status as the API server stores it: JSON, unset fields left out."""
+    return status.model_dump(mode="json", exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A decision as the tests read it: its status as the API server would store it, the rest as decided."""
+
+    decision: Decision
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return as_stored(self.decision.status)
+
+    @property
+    def create(self) -> list[JobToCreate]:
+        return self.decision.create
+
+    @property
+    def delete(self) -> list[str]:
+        return self.decision.delete
+
+    @property
+    def events(self) -> list[StudyEvent]:
+        return self.decision.events
+
+    @property
+    def notifications(self) -> list[Notification]:
+        return self.decision.notifications
+
+    @property
+    def requeue_after(self) -> float | None:
+        return self.decision.requeue_after
+
+
 @dataclass
 class Study:
-    """One Study as the shell would see it, with its status and Jobs carried between calls."""
+    """One Study as the worker would see it, with its stored status, held status and Jobs carried between calls."""
 
     spec: dict[str, Any]
     name: str = "mystudy"
@@ -125,31 +165,43 @@ class Study:
     created_at: datetime = T0
     generation: int = 1
     status: dict[str, Any] | None = None
+    """The status as the API server stores it."""
+    held: Held | None = None
+    """What the write plan held back, as the worker keeps it."""
     jobs: dict[str, ObservedJob] = field(default_factory=dict)
 
-    def decide(self, now: datetime = T0, *, jobs: Sequence[ObservedJob] | None = None) -> Decision:
+    def decide(self, now: datetime = T0, *, jobs: Sequence[ObservedJob] | None = None) -> Decided:
         """Calls the decider on the current world, without applying anything."""
-        return decide(
-            name=self.name,
-            namespace=self.namespace,
-            uid=self.uid,
-            generation=self.generation,
-            created_at=self.created_at,
-            spec=self.spec,
-            status=self.status,
-            jobs=list(self.jobs.values()) if jobs is None else list(jobs),
-            now=now,
+        return Decided(
+            decide(
+                name=self.name,
+                namespace=self.namespace,
+                uid=self.uid,
+                generation=self.generation,
+                created_at=self.created_at,
+                spec=self.spec,
+                status=status_to_decide_from(self.status, self.held),
+                jobs=list(self.jobs.values()) if jobs is None else list(jobs),
+                now=now,
+            )
         )
 
-    def step(self, now: datetime = T0) -> Decision:
-        """Decides and applies the decision as the shell would: create, write status, delete."""
-        decision = self.decide(now)
-        for job in decision.create:
-            self.jobs.setdefault(job.name, running(job))
-        self.status = decision.status
-        for name in decision.delete:
+    def step(self, now: datetime = T0, *, since_last_write: float = math.inf, interval: float = 0.0) -> Decided:
+        """Decides and carries out the write plan as the worker does: write, delete, create.
+
+        By default the last write is long past, so nothing is held and every change is written.
+        """
+        decided = self.decide(now)
+        plan = plan_write(self.status, self.held, decided.decision, since_last_write=since_last_write,
+                          interval=interval)  # fmt: skip
+        if plan.write is not None:
+            self.status = as_stored(plan.write)
+        self.held = plan.held
+        for name in plan.delete:
             self.jobs.pop(name, None)
-        return decision
+        for job in plan.create:
+            self.jobs.setdefault(job.name, running(job))
+        return decided
 
     def finish(self, name: str, observed: ObservedJob) -> None:
         assert name in self.jobs

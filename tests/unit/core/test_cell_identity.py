@@ -6,7 +6,8 @@ from core_builders import manifest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bentham.core.cells import Cell, cell_at, cell_key, cells_of, job_name
+from bentham.core.cells import Cell, cell_at, cell_key, cells_of
+from bentham.core.jobs import job_name
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^[a-z0-9-]{1,63}$")

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core_builders import Study, at, failed, make_spec, result, running, succeeded
+from core_builders import Decided, Study, at, failed, make_spec, result, running, succeeded
 
-from bentham.api.status import StudyStatus
 from bentham.core.checkpoint import CellRecord, CellState, read_records
-from bentham.core.reconcile import Decision
 
 
-def records_of(decision: Decision) -> list[CellRecord]:
-    records = read_records(StudyStatus.model_validate(decision.status).checkpoint)
+def records_of(decision: Decided) -> list[CellRecord]:
+    records = read_records(decision.decision.status.checkpoint)
     assert records is not None
     return records
 
@@ -261,8 +259,8 @@ def test_never_more_than_parallelism_in_flight_with_retries_due() -> None:
     assert len(refill.create) == 3 and all(j.attempt == 1 for j in refill.create)
     due = study.step(at(100))
     assert due.create == [] and len(study.running_jobs()) == 3
-    for job in study.running_jobs():
-        study.finish(job.name, succeeded(job, at=at(101)))
+    for observed in study.running_jobs():
+        study.finish(observed.name, succeeded(observed, at=at(101)))
     retries = study.step(at(101))
     assert len(retries.create) == 3 and all(j.attempt == 2 for j in retries.create)  # due retries go first
 

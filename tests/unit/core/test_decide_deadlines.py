@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from core_builders import Study, at, failed, make_spec, result, succeeded
+from core_builders import Decided, Study, at, failed, make_spec, result, succeeded
 
 from bentham.api.status import StudyStatus
 from bentham.core.checkpoint import CellState, read_records
-from bentham.core.reconcile import Decision
 
 H = 3600.0
 DEADLINE = "2030-01-01T16:00:00Z"  # 4 hours after T0
@@ -27,11 +26,11 @@ def deadline_spec(
     return spec
 
 
-def reasons(decision: Decision) -> list[str]:
+def reasons(decision: Decided) -> list[str]:
     return [e.reason for e in decision.events]
 
 
-def events_of(decision: Decision) -> list[str]:
+def events_of(decision: Decided) -> list[str]:
     return [n.event for n in decision.notifications]
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core_builders import Study, at, make_spec, result, succeeded
+from core_builders import Decided, Study, at, make_spec, result, succeeded
 
 from bentham.api.status import StudyStatus
-from bentham.core.reconcile import Decision
 
 SURFACES = ("openai-api", "anthropic-api")
 
@@ -33,11 +32,11 @@ CAPTCHA = result(success=False, code="CAPTCHA")
 TIMEOUT = result(success=False, code="TIMEOUT")
 
 
-def reasons(decision: Decision) -> list[str]:
+def reasons(decision: Decided) -> list[str]:
     return [e.reason for e in decision.events]
 
 
-def started_surfaces(decision: Decision) -> set[str]:
+def started_surfaces(decision: Decided) -> set[str]:
     return {job.cell.surface.value for job in decision.create}
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-from core_builders import UID, Study, at, make_spec, result, succeeded
+from core_builders import UID, Decided, Study, at, make_spec, result, succeeded
 
 from bentham.core.decision import Notification
-from bentham.core.reconcile import Decision
 
 
-def kinds(decision: Decision) -> list[str]:
+def kinds(decision: Decided) -> list[str]:
     return [n.event for n in decision.notifications]
 
 

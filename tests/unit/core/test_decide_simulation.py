@@ -7,17 +7,19 @@ Jobs were created, sometimes the creates are lost after the status was written.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
-from core_builders import T0, Study, failed, make_spec, result, running, succeeded
+from core_builders import T0, Decided, Study, as_stored, failed, make_spec, result, running, succeeded
 
 from bentham.api.spec import StudySpec
 from bentham.api.status import StudyStatus
 from bentham.core.checkpoint import CellState, read_records
-from bentham.core.reconcile import Decision, JobToCreate, ObservedJob
+from bentham.core.decision import JobToCreate, ObservedJob
+from bentham.core.write_plan import plan_write
 
 OUTCOMES = ["pass", "short", "timeout", "deadline", "auth", "malformed"]
 
@@ -65,17 +67,21 @@ def finished(job: ObservedJob, kind: str, moment: datetime) -> ObservedJob:
     return succeeded(job, "Traceback (most recent call last)", at=moment)
 
 
-def apply(study: Study, kwok: FakeKwok, decision: Decision, now: float, rng: random.Random) -> None:
+def apply(study: Study, kwok: FakeKwok, decided: Decided, now: float, rng: random.Random) -> None:
+    """Carries out the real write plan, crashing now and then between its parts."""
+    plan = plan_write(study.status, study.held, decided.decision, since_last_write=math.inf, interval=0.0)
     crash = rng.random()
     if crash < 0.10:  # creates lost, status written
-        study.status = decision.status
+        if plan.write is not None:
+            study.status = as_stored(plan.write)
         return
-    for job in decision.create:
+    for job in plan.create:
         kwok.create(study, job, now)
     if crash < 0.20:  # status write lost after the creates
         return
-    study.status = decision.status
-    for name in decision.delete:
+    if plan.write is not None:
+        study.status = as_stored(plan.write)
+    for name in plan.delete:
         study.jobs.pop(name, None)
 
 

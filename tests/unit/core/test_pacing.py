@@ -1,4 +1,4 @@
-"""Holding back a status that only moves counts (core.pacing), and merging the summaries it held."""
+"""Holding back a status that only moves counts (core.pacing, core.write_plan), and merging the summaries it held."""
 
 from __future__ import annotations
 
@@ -8,16 +8,22 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from core_builders import T0, Study, make_spec, result, running, succeeded
+from core_builders import T0, Decided, Study, as_stored, make_spec, result, running, succeeded
 from test_decide_simulation import FakeKwok, check_final_counts
 
+from bentham.api.status import StudyStatus
 from bentham.core.cell_events import merge_cell_events
 from bentham.core.decision import Decision, Notification, StudyEvent
 from bentham.core.pacing import STALE_INTERVALS, hold_for, progress_step, write_at_once
-from bentham.core.reconcile import decide
+from bentham.core.write_plan import plan_write
 
 
-def started(parallelism: int = 2) -> tuple[Study, Decision]:
+def typed(status: dict[str, Any] | None) -> StudyStatus | None:
+    """A stored status as the worker keeps what it wrote."""
+    return None if status is None else StudyStatus.model_validate(status)
+
+
+def started(parallelism: int = 2) -> tuple[Study, Decided]:
     study = Study(make_spec(queries=2, parallelism=parallelism))
     first = study.step(T0)  # received ... executing, the first Jobs asked for
     return study, first
@@ -25,7 +31,7 @@ def started(parallelism: int = 2) -> tuple[Study, Decision]:
 
 def test_a_status_that_only_moves_counts_may_wait() -> None:
     study, first = started()
-    assert write_at_once(None, first), "the first status (a new state) is written at once"
+    assert write_at_once(None, first.decision), "the first status (a new state) is written at once"
     job = next(iter(study.jobs.values()))
     study.finish(job.name, succeeded(job, result(), at=T0 + timedelta(seconds=5)))
 
@@ -33,7 +39,7 @@ def test_a_status_that_only_moves_counts_may_wait() -> None:
 
     assert [e.reason for e in decision.events] == ["CellsCompleted"]
     assert decision.status["progress"]["completedCells"] == 1
-    assert not write_at_once(study.status, decision)
+    assert not write_at_once(typed(study.status), decision.decision)
 
 
 def test_a_failed_cell_is_written_at_once() -> None:
@@ -44,23 +50,24 @@ def test_a_failed_cell_is_written_at_once() -> None:
     decision = study.decide(T0 + timedelta(seconds=1))
 
     assert "CellsFailed" in [e.reason for e in decision.events]
-    assert write_at_once(study.status, decision)
+    assert write_at_once(typed(study.status), decision.decision)
 
 
 def test_a_new_state_is_written_at_once_even_without_events() -> None:
     study, _ = started()
     paused = {**study.spec, "paused": True}
-    held = Decision(status={**study.status, "state": "paused"}, create=[], delete=[], events=[], requeue_after=None)
+    status = StudyStatus.model_validate({**(study.status or {}), "state": "paused"})
+    held = Decision(status=status, create=[], delete=[], events=[], requeue_after=None)
 
-    assert write_at_once(study.status, held)
+    assert write_at_once(typed(study.status), held)
     study.spec = paused
-    assert write_at_once(study.status, study.decide(T0 + timedelta(seconds=1)))
+    assert write_at_once(typed(study.status), study.decide(T0 + timedelta(seconds=1)).decision)
 
 
 def test_a_notification_is_written_at_once() -> None:
     study, _ = started()
     decision = Decision(
-        status=dict(study.status or {}),
+        status=StudyStatus.model_validate(study.status or {}),
         create=[],
         delete=[],
         events=[],
@@ -68,19 +75,20 @@ def test_a_notification_is_written_at_once() -> None:
         notifications=[Notification("study.at_risk", "x", {})],
     )
 
-    assert write_at_once(study.status, decision)
+    assert write_at_once(typed(study.status), decision)
 
 
-def counts_only(completed: int, total: int) -> tuple[dict[str, Any], Decision]:
+def counts_only(completed: int, total: int) -> tuple[StudyStatus, Decision]:
     """A status written with no outcome yet, and a decision that only adds `completed` outcomes to it."""
-    written = {"state": "executing", "progress": {"totalCells": total, "completedCells": 0, "failedCells": 0}}
-    status = {**written, "progress": {**written["progress"], "completedCells": completed}}
+    progress: dict[str, Any] = {"totalCells": total, "completedCells": 0, "failedCells": 0}
+    written = StudyStatus.model_validate({"state": "executing", "progress": progress})
+    status = StudyStatus.model_validate({"state": "executing", "progress": {**progress, "completedCells": completed}})
     return written, Decision(status=status, create=[], delete=[], events=[], requeue_after=None)
 
 
 @pytest.mark.parametrize(("total", "step"), [(1, 1), (24, 1), (50, 2), (120, 4), (500, 20), (10_000, 20)])
 def test_the_progress_step_is_4_percent_of_the_cells_between_1_and_20(total: int, step: int) -> None:
-    assert progress_step({"progress": {"totalCells": total}}) == step
+    assert progress_step(StudyStatus.model_validate({"progress": {"totalCells": total}})) == step
 
 
 def test_a_step_of_outcomes_is_written_once_the_interval_is_over() -> None:
@@ -106,7 +114,7 @@ def test_a_small_study_writes_each_outcome_once_the_interval_is_over() -> None:
 def test_what_must_be_written_at_once_is_never_held() -> None:
     _, first = started()
 
-    assert hold_for(None, first, since_write_s=0.0, interval_s=5.0) == 0
+    assert hold_for(None, first.decision, since_write_s=0.0, interval_s=5.0) == 0
 
 
 def summary(count: int, *cells: str) -> StudyEvent:
@@ -136,44 +144,34 @@ def test_merging_leaves_other_events_and_a_single_summary_as_they_are() -> None:
 
 @dataclass
 class PacedShell:
-    """The worker's pacing, played against the fake cluster: hold, write every `interval`, crash."""
+    """The worker's clock and counters, played against the fake cluster; the study keeps what it holds."""
 
     interval: float
-    held: dict[str, Any] | None = None
     written_at: float = float("-inf")
     writes: int = 0
     restarts: int = 0
 
 
 def paced_step(study: Study, kwok: FakeKwok, shell: PacedShell, now: float, rng: random.Random) -> None:
-    decision = decide(
-        name=study.name,
-        namespace=study.namespace,
-        uid=study.uid,
-        generation=study.generation,
-        created_at=study.created_at,
-        spec=study.spec,
-        status=shell.held or study.status,
-        jobs=list(study.jobs.values()),
-        now=T0 + timedelta(seconds=now),
-    )
+    """One worker pass with the real write plan: hold or write, delete, create; or a restart that forgets."""
+    decided = study.decide(T0 + timedelta(seconds=now))
     if rng.random() < 0.05:  # the operator restarts before applying: whatever it held is gone
-        shell.held = None
+        study.held = None
         shell.restarts += 1
         return
-    if decision.status != study.status:
-        if hold_for(study.status, decision, since_write_s=now - shell.written_at, interval_s=shell.interval) > 0:
-            assert all(e.reason == "CellsCompleted" for e in decision.events) and not decision.notifications
-            shell.held = decision.status
-            for job in decision.create:
-                kwok.create(study, job, now)
-            return
-        study.status, shell.written_at, shell.held = decision.status, now, None
+    plan = plan_write(
+        study.status, study.held, decided.decision, since_last_write=now - shell.written_at, interval=shell.interval
+    )
+    if plan.held is not None:
+        assert all(e.reason == "CellsCompleted" for e in decided.events) and not decided.notifications
+        assert plan.delete == [] and plan.events == []
+    if plan.write is not None:
+        study.status, shell.written_at = as_stored(plan.write), now
         shell.writes += 1
-    shell.held = None
-    for name in decision.delete:
+    study.held = plan.held
+    for name in plan.delete:
         study.jobs.pop(name, None)
-    for job in decision.create:
+    for job in plan.create:
         kwok.create(study, job, now)
 
 
@@ -213,7 +211,7 @@ def test_a_held_status_lost_in_a_restart_is_rebuilt_from_the_jobs_it_kept() -> N
     a, b = sorted(study.jobs)
     study.finish(a, succeeded(study.jobs[a], result(), at=T0 + timedelta(seconds=2)))
     held = study.decide(T0 + timedelta(seconds=3))
-    assert not write_at_once(study.status, held)
+    assert not write_at_once(typed(study.status), held.decision)
     (replacement,) = held.create
     study.jobs[replacement.name] = running(replacement)  # started while the status was held
 

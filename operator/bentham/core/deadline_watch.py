@@ -1,0 +1,263 @@
+"""Watching a study's deadline during one decision: its figures, the at-risk verdict, what passing it does.
+
+The arithmetic is `deadlines`' and the announcements' schedule `escalation`'s; this module ties
+them to one decision: which previous figures still stand (`Watched`), what happens once the
+deadline has passed (`past_deadline`), the deadline status and its announcements
+(`watch_deadline`), what the status shows between refreshes (`shown_deadline`), the AtRisk
+condition, and when the study must be looked at again (`requeue_after`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from bentham.api.manifest import Manifest
+from bentham.api.spec import OnDeadlineMissed, Policy
+from bentham.api.status import Condition, DeadlineStatus, Progress, StudyStatus
+from bentham.core.conditions import AT_RISK, condition_of
+from bentham.core.coverage import thresholds_met
+from bentham.core.deadlines import DEADLINE_CHECK_SECONDS, DeadlineFigures, assess_risk, deadline_figures
+from bentham.core.decision import StudyEvent
+from bentham.core.escalation import escalate, escalation_stage
+from bentham.core.lifecycle import tally
+from bentham.core.notifications import Note
+from bentham.core.states import is_terminal
+from bentham.core.timestamps import as_utc, parse_rfc3339, rfc3339
+
+MIN_REQUEUE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Watched:
+    """The deadline as the previous status left it."""
+
+    deadline: str | None
+    """The manifest's deadline (RFC 3339), None without one."""
+    previous: DeadlineStatus | None
+    """The previous deadline status, while it is about the same deadline."""
+    missed: bool
+    """This deadline passed short of the thresholds and the policy was applied."""
+
+
+def watched_of(manifest: Manifest, previous: StudyStatus) -> Watched:
+    """What the previous status says about the manifest's current deadline."""
+    given = manifest.deadline
+    text = rfc3339(given) if given is not None else None
+    same = previous.deadline if previous.deadline is not None and previous.deadline.deadline == text else None
+    return Watched(deadline=text, previous=same, missed=same is not None and same.missed)
+
+
+def figures_of(
+    manifest: Manifest, *, created_at: datetime, progress: Progress, running_seconds: float, now: datetime
+) -> DeadlineFigures | None:
+    """The deadline's figures now; None for a study without a deadline."""
+    if manifest.deadline is None:
+        return None
+    return deadline_figures(
+        deadline=as_utc(manifest.deadline),
+        created_at=created_at,
+        progress=progress,
+        threshold=manifest.completionCriteria.requiredSurfaces.coverageThreshold,
+        running_seconds=running_seconds,
+        now=now,
+    )
+
+
+@dataclass(frozen=True)
+class PastDeadline:
+    """What passing the deadline does in this decision."""
+
+    action: Literal["complete", "fail", "ask", "carry_on"]
+    message: str
+    missed: bool
+
+
+def past_deadline(
+    progress: Progress, figures: DeadlineFigures, watched: Watched, policy: Policy, *, threshold: float
+) -> PastDeadline:
+    """Past the deadline: complete when the thresholds are met, else apply the policy once.
+
+    `ask` waits for a person with no cell starting; `carry_on` means a person already chose to
+    go on past this deadline.
+    """
+    if thresholds_met(progress, threshold):
+        left = progress.pendingCells + progress.executingCells
+        message = (
+            f"Complete at the deadline: every required surface meets its coverage threshold; "
+            f"{left} cells not run. {tally(progress)}"
+        )
+        return PastDeadline("complete", message, watched.missed)
+    if watched.missed:
+        return PastDeadline("carry_on", "", missed=True)
+    what = (
+        f"the deadline {watched.deadline} passed with {figures.cells_needed} required cells short of "
+        f"the coverage thresholds (bottleneck {figures.bottleneck})"
+    )
+    if policy.onDeadlineMissed is OnDeadlineMissed.FAIL:
+        return PastDeadline("fail", f"Deadline missed: {what}", missed=True)
+    return PastDeadline("ask", f"{what}; no cell starts", missed=True)
+
+
+@dataclass(frozen=True)
+class DeadlineWatch:
+    """The deadline status this decision computed, the at-risk verdict and its announcements."""
+
+    status: DeadlineStatus | None
+    at_risk: bool = False
+    reason: str = ""
+    summary: str = ""
+    events: list[StudyEvent] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+
+def watch_deadline(
+    figures: DeadlineFigures | None, watched: Watched, policy: Policy, *, missed: bool, now: datetime
+) -> DeadlineWatch:
+    """The deadline status, the at-risk verdict, and the announcements of an at-risk stretch."""
+    if figures is None:
+        return DeadlineWatch(status=None)
+    previous = watched.previous
+    risk = assess_risk(
+        figures,
+        was_at_risk=previous is not None and previous.atRisk,
+        margin=policy.atRiskMargin,
+        no_progress_fraction=policy.noProgressFraction,
+    )
+    checked = rfc3339(now)
+    escalation = escalate(
+        at_risk=risk.at_risk,
+        stage=escalation_stage(figures.time_used),
+        previous_since=previous.atRiskSince if previous is not None else None,
+        previous_stage=previous.escalationStage if previous is not None else None,
+        now=checked,
+    )
+    events: list[StudyEvent] = []
+    notes: list[Note] = []
+    if escalation.announce:
+        stage = escalation.stage or 0
+        text = (
+            f"At risk of missing the deadline {watched.deadline} (stage {stage}: "
+            f"{figures.time_used:.0%} of the time used): {risk.message}"
+        )
+        events.append(StudyEvent("Warning", "AtRisk", text))
+        notes.append(Note("study.at_risk", f"{escalation.since}:{stage}", risk.reason, text))
+    elif escalation.cleared:
+        events.append(StudyEvent("Normal", "BackOnSchedule", risk.message))
+    status = DeadlineStatus(
+        deadline=watched.deadline,
+        timeRemainingSeconds=int(figures.time_remaining),
+        cellsNeeded=figures.cells_needed,
+        requiredRate=_rate(figures.required_rate),
+        currentRate=_rate(figures.current_rate),
+        projectedCompletion=rfc3339(figures.projected_completion) if figures.projected_completion else None,
+        bottleneckSurface=figures.bottleneck,
+        checkedAt=checked,
+        atRisk=risk.at_risk,
+        atRiskSince=escalation.since,
+        escalationStage=escalation.stage,
+        missed=missed,
+    )
+    return DeadlineWatch(status, risk.at_risk, risk.reason, risk.summary, events, notes)
+
+
+@dataclass(frozen=True)
+class ShownDeadline:
+    """The deadline as the new status shows it."""
+
+    fresh: DeadlineStatus | None
+    """With this decision's figures."""
+    carried: DeadlineStatus | None
+    """With the figures last written, while they still stand (a minute); None when they must refresh."""
+    condition: Condition | None
+    """The AtRisk condition to set, if any."""
+
+
+def shown_deadline(
+    watch: DeadlineWatch,
+    watched: Watched,
+    *,
+    missed: bool,
+    has_deadline: bool,
+    previous: StudyStatus,
+    generation: int,
+    now: datetime,
+) -> ShownDeadline:
+    """The deadline status and AtRisk condition of the new status."""
+    fresh = watch.status
+    if fresh is None and watched.previous is not None:
+        fresh = watched.previous.model_copy(update={"missed": missed})
+    condition = None
+    if watch.status is not None:
+        condition = condition_of(
+            AT_RISK,
+            watch.status.atRisk,
+            reason=watch.reason,
+            message=watch.summary,
+            previous=previous.conditions,
+            generation=generation,
+            now=now,
+        )
+    elif not has_deadline and any(c.type == AT_RISK for c in previous.conditions):
+        condition = condition_of(
+            AT_RISK,
+            False,
+            reason="NoDeadline",
+            message="The study has no deadline",
+            previous=previous.conditions,
+            generation=generation,
+            now=now,
+        )
+    carried = None if _stale(watched.previous, now) else _carried(fresh, watched.previous)
+    return ShownDeadline(fresh, carried, condition)
+
+
+def requeue_after(manifest: Manifest, status: StudyStatus, retry_in: float | None, *, now: datetime) -> float | None:
+    """When to decide again unprompted: a retry due, the next deadline check, the deadline itself."""
+    if manifest.deadline is None or status.state is None or is_terminal(status.state):
+        return retry_in
+    checked = status.deadline.checkedAt if status.deadline is not None else None
+    try:
+        last = parse_rfc3339(checked) if checked else now
+    except ValueError:
+        last = now
+    waits = [DEADLINE_CHECK_SECONDS - (now - last).total_seconds()]
+    until = (as_utc(manifest.deadline) - now).total_seconds()
+    if until > 0:
+        waits.append(until)
+    check_in = max(MIN_REQUEUE_SECONDS, min(waits))
+    return check_in if retry_in is None else min(retry_in, check_in)
+
+
+def _stale(watched: DeadlineStatus | None, now: datetime) -> bool:
+    """Whether the figures last written are a minute old (or unreadable)."""
+    if watched is None or watched.checkedAt is None:
+        return True
+    try:
+        checked = parse_rfc3339(watched.checkedAt)
+    except ValueError:
+        return True
+    return (now - checked).total_seconds() >= DEADLINE_CHECK_SECONDS
+
+
+def _carried(fresh: DeadlineStatus | None, watched: DeadlineStatus | None) -> DeadlineStatus | None:
+    """`fresh` with the figures of `watched`: what the status shows between refreshes."""
+    if fresh is None or watched is None:
+        return None
+    return fresh.model_copy(
+        update={
+            "timeRemainingSeconds": watched.timeRemainingSeconds,
+            "cellsNeeded": watched.cellsNeeded,
+            "requiredRate": watched.requiredRate,
+            "currentRate": watched.currentRate,
+            "projectedCompletion": watched.projectedCompletion,
+            "bottleneckSurface": watched.bottleneckSurface,
+            "checkedAt": watched.checkedAt,
+        }
+    )
+
+
+def _rate(value: float | None) -> float | None:
+    """Four significant digits: enough to read, few enough to keep the status tidy."""
+    return float(f"{value:.4g}") if value is not None else None

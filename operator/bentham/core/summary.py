@@ -1,0 +1,102 @@
+"""The last step of a decision: the new status, and everything the shell is to do about it.
+
+`summarise` turns what the steps before it worked out (the lifecycle's moves and announcements,
+the cell records, what is tracked besides them, the deadline to show) into the `Decision`;
+`end_early` does the same for a study that ends before its cells could be read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+
+from bentham.api.manifest import Manifest
+from bentham.api.status import StudyState, StudyStatus
+from bentham.core.checkpoint import CellRecord, CellState, as_checkpointed
+from bentham.core.deadline_watch import ShownDeadline, requeue_after
+from bentham.core.decision import Decision, Derived, JobToCreate
+from bentham.core.jobs import job_name
+from bentham.core.lifecycle import Lifecycle
+from bentham.core.notifications import StudyIdentity, notifications
+from bentham.core.states import is_terminal
+from bentham.core.study_status import RecordedCells, Tracking, compose_status
+
+
+@dataclasses.dataclass(frozen=True)
+class Pass:
+    """Who the decision is about, and what it started from."""
+
+    study: StudyIdentity
+    previous: StudyStatus
+    generation: int
+    now: datetime
+
+
+def summarise(
+    life: Lifecycle,
+    this: Pass,
+    *,
+    manifest: Manifest,
+    records: Sequence[CellRecord],
+    stored: Sequence[CellRecord] | None,
+    tracking: Tracking,
+    shown: ShownDeadline,
+    warnings: list[str],
+    create: Sequence[JobToCreate] = (),
+    delete: Sequence[str] = (),
+    retry_in: float | None = None,
+) -> Decision:
+    """The decision of a study whose cells were read: its status records `records`."""
+    in_flight = [
+        job_name(this.study.name, this.study.uid, index, record.attempts)
+        for index, record in enumerate(records)
+        if record.state is CellState.RUNNING
+    ]
+    cells = RecordedCells(manifest, records, stored, in_flight)
+    status = compose_status(
+        life,
+        previous=this.previous,
+        generation=this.generation,
+        now=this.now,
+        cells=cells,
+        warnings=warnings,
+        tracking=dataclasses.replace(tracking, deadline=shown.fresh, at_risk=shown.condition),
+    )
+    if shown.carried is not None and not is_terminal(_state(life)):
+        # Between refreshes the figures stand, so a reconcile that changes nothing writes nothing.
+        quiet = status.model_copy(update={"deadline": shown.carried})
+        if quiet == this.previous:
+            status = quiet
+    checkpoint = status.checkpoint
+    derived = None
+    if checkpoint is not None and checkpoint.cells:
+        derived = Derived(checkpoint.cells, checkpoint.timestamp, as_checkpointed(records, checkpoint))
+    return Decision(
+        status=status,
+        create=list(create),
+        delete=sorted(set(delete)),
+        events=life.events,
+        requeue_after=requeue_after(manifest, status, retry_in, now=this.now),
+        notifications=notifications(life.notes, study=this.study, status=status, now=this.now),
+        derived=derived,
+    )
+
+
+def end_early(life: Lifecycle, this: Pass, state: StudyState, reason: str, message: str, delete: list[str]) -> Decision:
+    """Ends the study before its cells could be read: counts stay as they were, every Job goes."""
+    life.end(state, reason, message)
+    status = compose_status(life, previous=this.previous, generation=this.generation, now=this.now)
+    return Decision(
+        status=status,
+        create=[],
+        delete=delete,
+        events=life.events,
+        requeue_after=None,
+        notifications=notifications(life.notes, study=this.study, status=status, now=this.now),
+    )
+
+
+def _state(life: Lifecycle) -> StudyState:
+    assert life.state is not None, "a decision always leaves the study in a state"
+    return life.state
