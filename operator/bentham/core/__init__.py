@@ -26,7 +26,8 @@ Modules, one concept each:
 - `timestamps`: RFC 3339 as the status stores it.
 """
 
-from bentham.core.decision import Decision, Derived, JobToCreate, Notification, ObservedJob, StudyEvent
+from bentham.core.checkpoint import Derived
+from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
 from bentham.core.reconcile import decide
 from bentham.core.sightings import PodSighting, observed_jobs
 from bentham.core.write_plan import Held, StoredStatus, WritePlan, plan_write, status_to_decide_from, stored_status

@@ -147,6 +147,36 @@ def read_records(checkpoint: Checkpoint | None) -> list[CellRecord] | None:
     return unpack_cells(checkpoint.cells, base=base)
 
 
+@dataclass(frozen=True)
+class Derived:
+    """What one decision worked out that the next may reuse instead of working it out again.
+
+    The shell keeps it beside the status it came with and hands it back; the decider reuses it
+    only while it matches the status it decides from, so a stale or foreign one costs nothing.
+    """
+
+    checkpoint_cells: str
+    checkpoint_timestamp: str | None
+    records: tuple[CellRecord, ...]
+    """The cell records that checkpoint packs (decoding 100,000 of them is most of a pass)."""
+
+    def packs(self, checkpoint: Checkpoint) -> bool:
+        """Whether these are the records `checkpoint` packs."""
+        return checkpoint.cells == self.checkpoint_cells and checkpoint.timestamp == self.checkpoint_timestamp
+
+
+def records_of(checkpoint: Checkpoint | None, derived: Derived | None) -> list[CellRecord] | None:
+    """The checkpoint's records: those a decision derived while they match it, else decoded (`read_records`)."""
+    if derived is not None and checkpoint is not None and derived.packs(checkpoint):
+        return list(derived.records)
+    return read_records(checkpoint)
+
+
+def aborted(records: Sequence[CellRecord]) -> list[CellRecord]:
+    """Running attempts being stopped go back to pending, their attempts still counted."""
+    return [CellRecord(CellState.PENDING, r.attempts) if r.state is CellState.RUNNING else r for r in records]
+
+
 def write_checkpoint(
     records: Sequence[CellRecord],
     *,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from bentham.api.status import StudyStatus
 from bentham.core.cells import Cell
-from bentham.core.checkpoint import CellRecord
+from bentham.core.checkpoint import Derived
 
 
 @dataclass(frozen=True)
@@ -74,20 +74,6 @@ class JobToCreate:
     cell: Cell
     attempt: int
     body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Derived:
-    """What one decision worked out that the next may reuse instead of working it out again.
-
-    The shell keeps it beside the status it came with and hands it back; the decider reuses it
-    only while it matches the status it decides from, so a stale or foreign one costs nothing.
-    """
-
-    checkpoint_cells: str
-    checkpoint_timestamp: str | None
-    records: tuple[CellRecord, ...]
-    """The cell records that checkpoint packs (decoding 100,000 of them is most of a pass)."""
 
 
 @dataclass(frozen=True)

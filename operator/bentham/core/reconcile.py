@@ -26,29 +26,25 @@ attempt count kept), so `executingCells` is 0. docs/lifecycle.md tells the whole
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from bentham.api.spec import StudySpec
 from bentham.api.status import StudyState, StudyStatus
 from bentham.api.validation import Invalid, validate_spec
 from bentham.core.cell_events import cell_events
-from bentham.core.checkpoint import CellRecord, CellState, CheckpointUnreadable, fresh_records, read_records
+from bentham.core.checkpoint import CheckpointUnreadable, Derived, aborted, fresh_records, records_of
 from bentham.core.coverage import required_settled, shortfalls
 from bentham.core.deadline_watch import (
-    DeadlineWatch,
-    Watched,
     figures_of,
     past_deadline,
-    shown_deadline,
     watch_deadline,
     watched_of,
 )
-from bentham.core.decision import Decision, Derived, JobToCreate, Notification, ObservedJob, StudyEvent
+from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
 from bentham.core.escalation import adjust_parallelism
 from bentham.core.fanout import effective_parallelism, in_flight, start_cells
 from bentham.core.intervention import (
@@ -59,7 +55,6 @@ from bentham.core.intervention import (
     consecutive_failures,
     may_start_cells,
     take_acknowledgement,
-    waiting_message,
 )
 from bentham.core.jobs import attempt_job
 from bentham.core.lifecycle import Lifecycle, tally
@@ -71,7 +66,7 @@ from bentham.core.running_time import running_time_of
 from bentham.core.spec_hold import hold, release
 from bentham.core.states import is_terminal
 from bentham.core.study_status import Tracking
-from bentham.core.summary import Pass, end_early, summarise
+from bentham.core.summary import Given, Pass, end_early, summarise
 from bentham.core.timestamps import as_utc
 
 __all__ = ["Decision", "Derived", "JobToCreate", "Notification", "ObservedJob", "StudyEvent", "decide"]
@@ -137,7 +132,7 @@ def decide(
     this = Pass(study, previous, generation, now)
     manifest = validation.spec.manifest
     try:
-        stored = _records_of(previous, derived)
+        stored = records_of(previous.checkpoint, derived)
     except CheckpointUnreadable as error:
         problem = f"The checkpoint cannot be read: {error}"
         return end_early(life, this, StudyState.FAILED, "CheckpointUnreadable", problem, every_job)
@@ -149,24 +144,12 @@ def decide(
         f"Queued: {len(manifest.queries)} queries x {len(manifest.surfaces)} surfaces x "
         f"{len(manifest.locations)} locations = {manifest.cell_count} cells"
     )
-    given = _Given(this, validation.spec, validation.warnings, stored, watched_of(manifest, previous))
+    given = Given(this, validation.spec, validation.warnings, stored, watched_of(manifest, previous))
     return _advance(life, given, created_at, jobs, every_job)
 
 
-@dataclass(frozen=True)
-class _Given:
-    """What stays fixed while a valid study's decision advances."""
-
-    this: Pass
-    spec: StudySpec
-    warnings: list[str]
-    stored: list[CellRecord] | None
-    """The records the checkpoint holds; None before the first."""
-    watched: Watched
-
-
 def _advance(
-    life: Lifecycle, given: _Given, created_at: datetime, jobs: list[ObservedJob], every_job: list[str]
+    life: Lifecycle, given: Given, created_at: datetime, jobs: list[ObservedJob], every_job: list[str]
 ) -> Decision:
     """Records the observed Jobs, then moves the study on as far as it can go now."""
     spec, manifest, policy, now = given.spec, given.spec.manifest, given.spec.policy, given.this.now
@@ -194,14 +177,14 @@ def _advance(
 
     if spec.cancel is not None:
         life.end(StudyState.CANCELLED, "Cancelled", f"Cancelled: {spec.cancel.reason}")
-        return _summarise(life, given, _aborted(records), tracking, delete=every_job)
+        return summarise(life, given, aborted(records), tracking, delete=every_job)
     progress = progress_of(manifest, records)
     threshold = manifest.completionCriteria.requiredSurfaces.coverageThreshold
     if short := shortfalls(progress, threshold):
         reasons = "; ".join(s.describe() for s in short)
         message = f"A required surface can no longer reach its coverage threshold: {reasons}"
         life.end(StudyState.FAILED, "RequiredSurfaceUnreachable", message)
-        return _summarise(life, given, _aborted(records), tracking, delete=every_job)
+        return summarise(life, given, aborted(records), tracking, delete=every_job)
 
     acknowledgement = take_acknowledgement(tracking.intervention, spec.interventionAck, tracking.consecutive_failures)
     life.announce(acknowledgement.events)
@@ -217,10 +200,10 @@ def _advance(
         tracking = replace(tracking, consecutive_failures=failures, intervention=intervention)
         if past.action == "complete":
             life.complete(past.message, checking="The deadline has passed; checking coverage")
-            return _summarise(life, given, _aborted(records), tracking, delete=every_job, missed=missed)
+            return summarise(life, given, aborted(records), tracking, delete=every_job, missed=missed)
         if past.action == "fail":
             life.end(StudyState.FAILED, DEADLINE_MISSED, past.message)
-            return _summarise(life, given, _aborted(records), tracking, delete=every_job, missed=missed)
+            return summarise(life, given, aborted(records), tracking, delete=every_job, missed=missed)
         if past.action == "ask":
             intervention, event, note = ask_for_person(
                 intervention, asking, reason=DEADLINE_MISSED, cause="deadline", what=past.message, stop=True
@@ -273,67 +256,10 @@ def _advance(
         started = start_cells(records, order, parallelism=change.parallelism, job_of=job_of, now=now)
         records, retry_in = started.records, started.retry_in
         create += started.jobs
-    return _summarise(
+    return summarise(
         life, given, records, tracking, create=create, delete=book.finished_jobs, retry_in=retry_in, watch=watch,
         missed=missed,
     )  # fmt: skip
-
-
-def _summarise(
-    life: Lifecycle,
-    given: _Given,
-    records: list[CellRecord],
-    tracking: Tracking,
-    *,
-    create: Sequence[JobToCreate] = (),
-    delete: Sequence[str],
-    retry_in: float | None = None,
-    watch: DeadlineWatch | None = None,
-    missed: bool | None = None,
-) -> Decision:
-    """The decision, with the deadline to show and the message while a person is awaited."""
-    this, manifest = given.this, given.spec.manifest
-    shown = shown_deadline(
-        watch if watch is not None else DeadlineWatch(status=None),
-        given.watched,
-        missed=given.watched.missed if missed is None else missed,
-        has_deadline=manifest.deadline is not None,
-        previous=this.previous,
-        generation=this.generation,
-        now=this.now,
-    )
-    message = waiting_message(tracking.intervention, _state(life), this.study.name)
-    return summarise(
-        life,
-        this,
-        manifest=manifest,
-        records=records,
-        stored=given.stored,
-        tracking=replace(tracking, message=message),
-        shown=shown,
-        warnings=given.warnings,
-        create=create,
-        delete=delete,
-        retry_in=retry_in,
-    )
-
-
-def _records_of(previous: StudyStatus, derived: Derived | None) -> list[CellRecord] | None:
-    """The checkpoint's records: those the last decision derived while they match it, else decoded."""
-    checkpoint = previous.checkpoint
-    if (
-        derived is not None
-        and checkpoint is not None
-        and checkpoint.cells == derived.checkpoint_cells
-        and checkpoint.timestamp == derived.checkpoint_timestamp
-    ):
-        return list(derived.records)
-    return read_records(checkpoint)
-
-
-def _aborted(records: Sequence[CellRecord]) -> list[CellRecord]:
-    """Running attempts being stopped go back to pending, their attempts still counted."""
-    return [CellRecord(CellState.PENDING, r.attempts) if r.state is CellState.RUNNING else r for r in records]
 
 
 def _state(life: Lifecycle) -> StudyState:

@@ -11,11 +11,12 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
-from bentham.api.manifest import Manifest
+from bentham.api.spec import StudySpec
 from bentham.api.status import StudyState, StudyStatus
-from bentham.core.checkpoint import CellRecord, CellState, as_checkpointed
-from bentham.core.deadline_watch import ShownDeadline, requeue_after
-from bentham.core.decision import Decision, Derived, JobToCreate
+from bentham.core.checkpoint import CellRecord, CellState, Derived, as_checkpointed
+from bentham.core.deadline_watch import DeadlineWatch, Watched, requeue_after, shown_deadline
+from bentham.core.decision import Decision, JobToCreate
+from bentham.core.intervention import waiting_message
 from bentham.core.jobs import job_name
 from bentham.core.lifecycle import Lifecycle
 from bentham.core.notifications import StudyIdentity, notifications
@@ -33,35 +34,59 @@ class Pass:
     now: datetime
 
 
+@dataclasses.dataclass(frozen=True)
+class Given:
+    """What stays fixed while a valid study's decision advances."""
+
+    this: Pass
+    spec: StudySpec
+    warnings: list[str]
+    stored: list[CellRecord] | None
+    """The records the checkpoint holds; None before the first."""
+    watched: Watched
+
+
 def summarise(
     life: Lifecycle,
-    this: Pass,
-    *,
-    manifest: Manifest,
+    given: Given,
     records: Sequence[CellRecord],
-    stored: Sequence[CellRecord] | None,
     tracking: Tracking,
-    shown: ShownDeadline,
-    warnings: list[str],
+    *,
     create: Sequence[JobToCreate] = (),
-    delete: Sequence[str] = (),
+    delete: Sequence[str],
     retry_in: float | None = None,
+    watch: DeadlineWatch | None = None,
+    missed: bool | None = None,
 ) -> Decision:
-    """The decision of a study whose cells were read: its status records `records`."""
+    """The decision of a study whose cells were read: its status records `records`.
+
+    `watch` is this decision's deadline watch, if it got that far; `missed` whether the deadline
+    counts as missed now (as before, if not given).
+    """
+    this, manifest = given.this, given.spec.manifest
+    shown = shown_deadline(
+        watch if watch is not None else DeadlineWatch(status=None),
+        given.watched,
+        missed=given.watched.missed if missed is None else missed,
+        has_deadline=manifest.deadline is not None,
+        previous=this.previous,
+        generation=this.generation,
+        now=this.now,
+    )
+    message = waiting_message(tracking.intervention, _state(life), this.study.name)
     in_flight = [
         job_name(this.study.name, this.study.uid, index, record.attempts)
         for index, record in enumerate(records)
         if record.state is CellState.RUNNING
     ]
-    cells = RecordedCells(manifest, records, stored, in_flight)
     status = compose_status(
         life,
         previous=this.previous,
         generation=this.generation,
         now=this.now,
-        cells=cells,
-        warnings=warnings,
-        tracking=dataclasses.replace(tracking, deadline=shown.fresh, at_risk=shown.condition),
+        cells=RecordedCells(manifest, records, given.stored, in_flight),
+        warnings=given.warnings,
+        tracking=dataclasses.replace(tracking, deadline=shown.fresh, at_risk=shown.condition, message=message),
     )
     if shown.carried is not None and not is_terminal(_state(life)):
         # Between refreshes the figures stand, so a reconcile that changes nothing writes nothing.

@@ -1,0 +1,126 @@
+"""The write plan: which status is fresher, what is held and what it releases, when to look again."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from core_builders import T0, Study, as_stored, make_spec, result, succeeded
+
+from bentham.api.status import StudyStatus
+from bentham.core.decision import Decision, StudyEvent
+from bentham.core.write_plan import (
+    RESYNC_SECONDS,
+    Held,
+    checkpoint_sequence,
+    plan_write,
+    status_to_decide_from,
+    stored_status,
+)
+
+
+def with_sequence(sequence: int, state: str = "executing") -> dict[str, Any]:
+    return {"state": state, "checkpoint": {"sequence": sequence, "cells": "x"}}
+
+
+def test_our_write_wins_over_a_watch_that_lags_behind_it() -> None:
+    written = StudyStatus.model_validate(with_sequence(5))
+
+    assert stored_status(with_sequence(4), written) is written
+    assert stored_status(with_sequence(5), written) is written, "ours on a tie"
+
+
+def test_a_newer_status_from_the_watch_wins_over_our_last_write() -> None:
+    observed = with_sequence(6)
+
+    assert stored_status(observed, StudyStatus.model_validate(with_sequence(5))) is observed
+    assert stored_status(observed, None) is observed
+
+
+def test_a_held_status_is_decided_from_until_the_stored_one_moves_past_it() -> None:
+    held = Held(StudyStatus.model_validate(with_sequence(7)))
+
+    assert status_to_decide_from(with_sequence(6), held) is held.status
+    assert status_to_decide_from(with_sequence(8), held) == with_sequence(8)
+    assert status_to_decide_from(with_sequence(6), None) == with_sequence(6)
+
+
+def test_a_checkpoint_sequence_reads_from_raw_and_typed_statuses_alike() -> None:
+    assert checkpoint_sequence(None) == -1
+    assert checkpoint_sequence({"checkpoint": {"sequence": "3"}}) == -1, "not a number: no sequence"
+    assert checkpoint_sequence(with_sequence(3)) == checkpoint_sequence(StudyStatus.model_validate(with_sequence(3)))
+
+
+def started_with_one_outcome() -> tuple[Study, Decision]:
+    """A 24-cell study written once, then a decision that only records one completed cell."""
+    study = Study(make_spec(queries=6, parallelism=2))
+    study.step(T0)
+    job = next(iter(study.jobs.values()))
+    study.finish(job.name, succeeded(job, result(), at=T0 + timedelta(seconds=1)))
+    return study, study.decide(T0 + timedelta(seconds=2)).decision
+
+
+def test_a_held_status_deletes_nothing_announces_nothing_and_still_starts_jobs() -> None:
+    study, decision = started_with_one_outcome()
+
+    plan = plan_write(study.status, None, decision, since_last_write=1.0, interval=5.0)
+
+    assert plan.write is None and plan.held is not None
+    assert plan.held.status == decision.status
+    assert [e.reason for e in plan.held.events] == ["CellsCompleted"]
+    assert plan.delete == [] and plan.events == [] and plan.notifications == []
+    assert plan.create == decision.create and plan.create, "the freed slot is refilled at once"
+    assert plan.requeue_after == pytest.approx(5.0 - 1.0), "one outcome is a step of 24 cells: held for the interval"
+
+
+def test_the_write_that_releases_a_held_status_posts_its_events_merged() -> None:
+    study, decision = started_with_one_outcome()
+    first = plan_write(study.status, None, decision, since_last_write=1.0, interval=5.0)
+    study.held = first.held
+    for job in first.create:
+        study.jobs[job.name] = succeeded(job, result(), at=T0 + timedelta(seconds=3))
+    later = study.decide(T0 + timedelta(seconds=4)).decision
+
+    plan = plan_write(study.status, study.held, later, since_last_write=math.inf, interval=5.0)
+
+    assert plan.write == later.status and plan.held is None
+    [summary] = [e for e in plan.events if e.reason == "CellsCompleted"]
+    assert summary.cell_count == 1 + sum(e.cell_count for e in later.events if e.reason == "CellsCompleted")
+    assert later.status.progress is not None
+    assert plan.newly_completed == later.status.progress.completedCells, "the stored status had none"
+
+
+def test_an_unchanged_status_is_not_written_but_its_jobs_and_events_still_go() -> None:
+    study = Study(make_spec(queries=1))
+    study.step(T0)
+    decision = study.decide(T0 + timedelta(seconds=1)).decision
+    event = StudyEvent("Normal", "Something", "x")
+    same = Decision(decision.status, decision.create, ["old-job"], [event], requeue_after=None)
+
+    plan = plan_write(as_stored(decision.status), None, same, since_last_write=0.0, interval=5.0)
+
+    assert plan.write is None and plan.held is None
+    assert plan.delete == ["old-job"] and plan.events == [event]
+    assert plan.newly_completed == 0
+
+
+def test_a_study_that_has_not_ended_is_looked_at_again_within_the_resync() -> None:
+    study = Study(make_spec(queries=1))
+    decision = study.decide(T0).decision
+
+    plan = plan_write(None, None, decision, since_last_write=math.inf, interval=5.0)
+
+    assert plan.requeue_after == RESYNC_SECONDS
+
+
+def test_an_ended_study_is_only_looked_at_when_woken() -> None:
+    study = Study(make_spec(queries=1, cancel="done"))
+    study.step(T0)
+    decision = study.decide(T0 + timedelta(seconds=1)).decision
+    assert decision.status.state == "cancelled"
+
+    plan = plan_write(study.status, None, decision, since_last_write=math.inf, interval=5.0)
+
+    assert plan.requeue_after is None
