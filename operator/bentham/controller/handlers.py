@@ -23,9 +23,9 @@ from bentham.api.names import GROUP, PLURAL, VERSION
 from bentham.controller.config import OperatorConfig
 from bentham.controller.kube import KubeClient, api_executor, load_api_client
 from bentham.controller.metrics import Metrics
-from bentham.controller.notifier import Notifier
 from bentham.controller.observe import job_sighting
 from bentham.controller.storage import keep_nothing
+from bentham.controller.webhook_sender import WebhookSender
 from bentham.controller.workers import StudyKey, Workers
 from bentham.core.decision import ObservedJob
 from bentham.core.jobs import LABEL_STUDY, label_value
@@ -44,13 +44,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     asyncio.get_running_loop().set_default_executor(api_executor())
     metrics = Metrics()
     api = load_api_client()
-    notifier = Notifier(CoreV1Api(api), on_give_up=metrics.notification_failures.inc)
-    notifier.start()
+    webhooks = WebhookSender(CoreV1Api(api), on_give_up=metrics.notification_failures.inc)
+    webhooks.start()
     memo.config = config
-    memo.notifier = notifier
+    memo.webhooks = webhooks
     memo.workers = Workers(
         KubeClient(api, metrics),
-        notifier,
+        webhooks,
         metrics,
         batch_window_s=config.batch_window_s,
         status_interval_s=config.status_interval_s,
@@ -64,7 +64,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.workers.stop_all()
-    await memo.notifier.stop()
+    await memo.webhooks.stop()
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL_STUDY: kopf.PRESENT})

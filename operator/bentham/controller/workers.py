@@ -22,8 +22,8 @@ from typing import Any
 from bentham.api.status import StudyStatus
 from bentham.controller.kube import KubeClient, StudyRef
 from bentham.controller.metrics import Metrics, StudyGauges
-from bentham.controller.notifier import Notifier
 from bentham.controller.observe import job_sighting, pod_sighting
+from bentham.controller.webhook_sender import WebhookSender
 from bentham.core import (
     Derived,
     Held,
@@ -58,7 +58,7 @@ class StudyWorker:
         self,
         key: StudyKey,
         kube: KubeClient,
-        notifier: Notifier,
+        webhooks: WebhookSender,
         jobs: JobSource,
         metrics: Metrics,
         batch_window_s: float,
@@ -66,7 +66,7 @@ class StudyWorker:
     ) -> None:
         self.key = key
         self._kube = kube
-        self._notifier = notifier
+        self._webhooks = webhooks
         self._metrics = metrics
         self._jobs = jobs
         self._batch_window_s = batch_window_s
@@ -207,7 +207,7 @@ class StudyWorker:
         for event in plan.events:
             await self._kube.post_event(study, event.type, event.reason, event.message)
         # Queued only now that the status records what they announce; delivery never blocks this loop.
-        self._notifier.enqueue(study.namespace, (self._body.get("spec") or {}).get("notifications"), plan.notifications)
+        self._webhooks.enqueue(study.namespace, (self._body.get("spec") or {}).get("notifications"), plan.notifications)
 
     async def _create(self, study: StudyRef, plan: WritePlan) -> None:
         limit = asyncio.Semaphore(CREATE_CONCURRENCY)
@@ -235,10 +235,16 @@ class Workers:
     """The workers of every study the operator watches."""
 
     def __init__(
-        self, kube: KubeClient, notifier: Notifier, metrics: Metrics, *, batch_window_s: float, status_interval_s: float
+        self,
+        kube: KubeClient,
+        webhooks: WebhookSender,
+        metrics: Metrics,
+        *,
+        batch_window_s: float,
+        status_interval_s: float,
     ) -> None:
         self._kube = kube
-        self._notifier = notifier
+        self._webhooks = webhooks
         self._metrics = metrics
         self._batch_window_s = batch_window_s
         self._status_interval_s = status_interval_s
@@ -252,7 +258,7 @@ class Workers:
             worker = self._workers[key] = StudyWorker(
                 key,
                 self._kube,
-                self._notifier,
+                self._webhooks,
                 self.jobs,
                 self._metrics,
                 self._batch_window_s,

@@ -1,28 +1,29 @@
 """The functional core: given a Study and the Jobs that exist, decide what happens next.
 
 Pure functions over plain data: no I/O, no clock reads (`now` is passed in), no kopf or
-Kubernetes client imports. The shell (`bentham.controller`) reads the world, calls
-`bentham.core.reconcile.decide`, and applies the `Decision` it returns.
+Kubernetes client imports. The shell (`bentham.controller`) imports only what this package
+exports: it reads the world, calls `decide`, asks `plan_write` what to do with the decision, and
+carries the plan out. docs/architecture.md draws the flow.
 
-Modules, one concept each:
+Modules, one concept each, in the order a decision uses them:
 
-- `states`: the lifecycle state machine and its allowed moves; `lifecycle`: moving through it
-  during one decision, with the events each move announces.
-- `cells`: a cell's identity, its label key and its Jobs' names.
-- `ordering`: the fair order in which cells start.
-- `results`: reading the executor's result and judging it with the quality gates.
-- `retries`: how many attempts a cell gets and how long it waits between them.
+- `reconcile`: `decide`, the pipeline of the steps below; `decision`: what it is given and returns.
+- `states`: the lifecycle states, their moves and per-state facts; `lifecycle`: moving through
+  them during one decision, with the events each move announces.
+- `spec_hold`: holding a running study whose spec no longer reads.
 - `checkpoint`: the per-cell records, packed into the status.
-- `progress` and `coverage`: counts, and what they mean for completion and early failure.
-- `outcomes` and `fanout`: recording finished attempts, and choosing the cells to start.
-- `jobs`: the batch/v1 Job of one attempt.
-- `conditions`, `cell_events`, `study_status`: what the new status and the events say.
-- `running_time`, `deadlines` and `escalation`: time spent running, the deadline's figures and
-  the at-risk rule, and what being at risk does (announcements by stage, parallelism boost).
-- `intervention`: surfaces failing again and again, and resuming with `spec.interventionAck`.
-- `notifications` and `notify`: the webhook messages a decision notes, and their wire format
-  and delivery schedule.
-- `decision` and `reconcile`: the decider and what it returns.
+- `sightings`: a Job's pod's message, and when a finished Job may be judged without it.
+- `results`, `retries`, `outcomes`: judging an attempt, its backoff, recording finished attempts.
+- `cell_events`, `notifications`: the Events and the webhook notes of what a decision recorded.
+- `progress`, `coverage`: counts, and what they mean for completion and early failure.
+- `intervention`: surfaces failing again and again, asking a person, resuming on acknowledgement.
+- `running_time`, `deadlines`, `deadline_watch`, `escalation`: time spent running, the deadline's
+  figures and at-risk rule, what passing it does, announcements by stage, parallelism boost.
+- `cells`, `ordering`, `fanout`, `jobs`: a cell's identity, the fair start order, choosing the
+  cells to start, and the batch/v1 Job (and its name) of one attempt.
+- `conditions`, `study_status`, `summary`: the new status and the decision that carries it.
+- `pacing`, `write_plan`: when a status may wait to be written, and the plan the worker carries out.
+- `webhook_format`: the webhook's wire format and delivery schedule (sent by the shell).
 - `timestamps`: RFC 3339 as the status stores it.
 """
 

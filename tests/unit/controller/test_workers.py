@@ -7,7 +7,7 @@ from typing import Literal, cast
 
 from bentham.controller.kube import KubeClient
 from bentham.controller.metrics import Metrics
-from bentham.controller.notifier import Notifier
+from bentham.controller.webhook_sender import WebhookSender
 from bentham.controller.workers import StudyWorker
 from bentham.core.decision import ObservedJob
 
@@ -26,11 +26,11 @@ def sighting(name: str, phase: Literal["running", "succeeded", "failed"] = "runn
 
 
 def worker() -> StudyWorker:
-    # saw_job() only compares sightings and sets the wake-up: it reaches neither the API nor the notifier.
+    # saw_job() only compares sightings and sets the wake-up: it reaches neither the API nor the webhook sender.
     return StudyWorker(
         ("ns", "study"),
         kube=cast(KubeClient, None),
-        notifier=cast(Notifier, None),
+        webhooks=cast(WebhookSender, None),
         jobs=lambda key: (),
         metrics=Metrics(),
         batch_window_s=0.3,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bentham.core.decision import Notification
-from bentham.core.notify import (
+from bentham.core.webhook_format import (
     GIVE_UP_AFTER_SECONDS,
     MAX_ATTEMPTS,
     delivered,

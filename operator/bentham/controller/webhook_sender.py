@@ -1,12 +1,12 @@
 """Sending the decider's notifications to each study's webhook, in the background.
 
-`Notifier.enqueue()` never blocks, never does I/O and never raises: it appends to a bounded
+`WebhookSender.enqueue()` never blocks, never does I/O and never raises: it appends to a bounded
 queue and returns. When the queue is full the oldest message goes, with a log line: one
 waiting to retry if any (it is failing already), else the oldest not yet tried. One background
 task takes messages off the queue and POSTs them with urllib in worker threads, a few at a time
 and each with a timeout, so a slow or dead webhook delays only its own messages and never a
 reconcile. A failed delivery waits its backoff in a timer heap, not in a thread. The wire format
-and the retry schedule are the core's (`bentham.core.notify`).
+and the retry schedule are the core's (`bentham.core.webhook_format`).
 
 The destination is read at delivery time: `spec.notifications.webhookUrl`, or a Secret in the
 study's namespace (`secretRef`: the URL under `urlKey`, the Authorization header's value under
@@ -33,7 +33,14 @@ from pydantic import ValidationError
 
 from bentham.api.spec import Notifications
 from bentham.core.decision import Notification
-from bentham.core.notify import REQUEST_TIMEOUT_SECONDS, delivered, encode, request_headers, retry_delay, worth_retrying
+from bentham.core.webhook_format import (
+    REQUEST_TIMEOUT_SECONDS,
+    delivered,
+    encode,
+    request_headers,
+    retry_delay,
+    worth_retrying,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +88,7 @@ def _default_retry_delay(tries: int, elapsed: float) -> float | None:
     return retry_delay(tries, elapsed=elapsed)
 
 
-class Notifier:
+class WebhookSender:
     """A bounded queue of notifications and the background task that delivers them."""
 
     def __init__(

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bentham.controller.notifier import Notifier
+from bentham.controller.webhook_sender import WebhookSender
 from bentham.core.decision import Notification
 
 
@@ -85,7 +85,7 @@ def fast(tries: int, elapsed: float) -> float | None:
 
 def test_a_notification_is_posted_as_json_with_its_id_headers() -> None:
     async def scenario(url: str, receiver: Receiver) -> None:
-        notifier = Notifier()
+        notifier = WebhookSender()
         notifier.start()
         notifier.enqueue("tenant-acme", {"webhookUrl": url}, [note(1)])
         await until(lambda: notifier.delivered == 1)
@@ -112,8 +112,8 @@ def test_the_url_and_auth_header_come_from_the_secret() -> None:
             self.asked.append((name, namespace))
             return SimpleNamespace(data=self.data)
 
-    async def scenario(secrets: Secrets) -> Notifier:
-        notifier = Notifier(secrets)
+    async def scenario(secrets: Secrets) -> WebhookSender:
+        notifier = WebhookSender(secrets)
         notifier.start()
         notifier.enqueue("tenant-acme", {"secretRef": {"name": "hook"}}, [note()])
         await until(lambda: notifier.delivered == 1)
@@ -128,8 +128,8 @@ def test_the_url_and_auth_header_come_from_the_secret() -> None:
 
 
 def test_a_500_is_retried_with_backoff_then_given_up_and_enqueue_returns_at_once() -> None:
-    async def scenario(url: str) -> Notifier:
-        notifier = Notifier(backoff=fast)
+    async def scenario(url: str) -> WebhookSender:
+        notifier = WebhookSender(backoff=fast)
         notifier.start()
         started = time.perf_counter()
         notifier.enqueue("ns", {"webhookUrl": url}, [note()])
@@ -146,7 +146,7 @@ def test_a_500_is_retried_with_backoff_then_given_up_and_enqueue_returns_at_once
 
 def test_a_refusal_is_not_retried() -> None:
     async def scenario(url: str) -> None:
-        notifier = Notifier(backoff=fast)
+        notifier = WebhookSender(backoff=fast)
         notifier.start()
         notifier.enqueue("ns", {"webhookUrl": url}, [note()])
         await until(lambda: notifier.given_up == 1)
@@ -158,8 +158,8 @@ def test_a_refusal_is_not_retried() -> None:
 
 
 def test_a_hanging_webhook_blocks_neither_enqueue_nor_other_studies_webhooks() -> None:
-    async def scenario(dead: str, alive: str) -> Notifier:
-        notifier = Notifier(timeout_s=0.3, backoff=fast)
+    async def scenario(dead: str, alive: str) -> WebhookSender:
+        notifier = WebhookSender(timeout_s=0.3, backoff=fast)
         notifier.start()
         started = time.perf_counter()
         notifier.enqueue("slow", {"webhookUrl": dead}, [note(1), note(2)])
@@ -177,8 +177,8 @@ def test_a_hanging_webhook_blocks_neither_enqueue_nor_other_studies_webhooks() -
 
 
 def test_a_full_queue_drops_the_oldest_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    async def scenario(url: str) -> Notifier:
-        notifier = Notifier(max_queued=3)
+    async def scenario(url: str) -> WebhookSender:
+        notifier = WebhookSender(max_queued=3)
         notifier.enqueue("ns", {"webhookUrl": url}, [note(n) for n in range(5)])  # not started: all queued
         assert notifier.pending == 3 and notifier.dropped == 2
         notifier.start()
@@ -186,7 +186,7 @@ def test_a_full_queue_drops_the_oldest_with_a_log_line(caplog: pytest.LogCapture
         await notifier.stop()
         return notifier
 
-    with caplog.at_level(logging.WARNING, logger="bentham.controller.notifier"), receiving() as receiver:
+    with caplog.at_level(logging.WARNING, logger="bentham.controller.webhook_sender"), receiving() as receiver:
         asyncio.run(scenario(receiver.url))
     assert [body["n"] for _, body in sorted(receiver.requests, key=lambda r: r[1]["n"])] == [2, 3, 4]
     assert sum("dropped uid:study.paused:" in r.message for r in caplog.records) == 2
@@ -197,8 +197,8 @@ def test_enqueue_never_raises_on_a_bad_destination_or_a_missing_secret(caplog: p
         def read_namespaced_secret(self, name: str, namespace: str) -> Any:
             raise RuntimeError("404 Not Found")
 
-    async def scenario() -> Notifier:
-        notifier = Notifier(NoSecrets(), backoff=fast)
+    async def scenario() -> WebhookSender:
+        notifier = WebhookSender(NoSecrets(), backoff=fast)
         notifier.start()
         notifier.enqueue("ns", {"webhookUrl": "ftp://nope", "secretRef": {"name": "x"}}, [note()])
         notifier.enqueue("ns", "not a mapping", [note()])  # type: ignore[arg-type]
@@ -208,7 +208,7 @@ def test_enqueue_never_raises_on_a_bad_destination_or_a_missing_secret(caplog: p
         await notifier.stop()
         return notifier
 
-    with caplog.at_level(logging.WARNING, logger="bentham.controller.notifier"):
+    with caplog.at_level(logging.WARNING, logger="bentham.controller.webhook_sender"):
         notifier = asyncio.run(scenario())
     assert notifier.delivered == 0 and notifier.pending == 0
     assert any("Secret ns/gone" in r.message for r in caplog.records)
