@@ -9,6 +9,7 @@ objects, keeps memory flat at 10,000 cells.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 from bentham.core.decision import ObservedJob
@@ -63,3 +64,8 @@ def pod_sighting(body: Mapping[str, Any]) -> PodSighting | None:
         if terminated:
             return PodSighting(str(job_name), terminated=True, message=terminated.get("message"))
     return PodSighting(str(job_name), terminated=False, message=None)
+
+
+def created_at(metadata: Mapping[str, Any]) -> datetime | None:
+    """When the API server created the object, from its metadata; None when it does not say."""
+    return read_rfc3339(metadata.get("creationTimestamp"))

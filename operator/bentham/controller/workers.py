@@ -22,7 +22,7 @@ from typing import Any
 from bentham.api.status import StudyStatus
 from bentham.controller.kube import KubeClient, StudyRef
 from bentham.controller.metrics import Metrics, StudyGauges
-from bentham.controller.observe import job_sighting, pod_sighting
+from bentham.controller.observe import created_at, job_sighting, pod_sighting
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.core import (
     Derived,
@@ -36,7 +36,6 @@ from bentham.core import (
     status_to_decide_from,
     stored_status,
 )
-from bentham.core.timestamps import read_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ class StudyWorker:
             namespace=study.namespace,
             uid=study.uid,
             generation=int(metadata.get("generation") or 0),
-            created_at=read_rfc3339(metadata.get("creationTimestamp")) or now,
+            created_at=created_at(metadata) or now,
             spec=body.get("spec"),
             status=status_to_decide_from(stored, self._held),
             jobs=observed_jobs(jobs, self._messages, now),
