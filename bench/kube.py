@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -213,10 +214,22 @@ def create_namespace(api: Api, name: str, labels: Mapping[str, str], timeout_s: 
 
 
 def delete_namespace(api: Api, name: str, wait_s: float = 0) -> None:
-    """Deletes the namespace, waiting up to `wait_s` for it to be gone."""
-    api.request("DELETE", f"/api/v1/namespaces/{name}", accept=(200, 202, 404))
+    """Deletes the namespace (in the background), waiting up to `wait_s` for it to be gone."""
+    api.request(
+        "DELETE", f"/api/v1/namespaces/{name}", body={"propagationPolicy": "Background"}, accept=(200, 202, 404)
+    )
     if wait_s:
         wait_until(lambda: not api.exists(f"/api/v1/namespaces/{name}"), wait_s, f"namespace {name} to go")
+
+
+@contextmanager
+def scratch_namespace(api: Api, name: str, labels: Mapping[str, str], delete_wait_s: float = 0) -> Iterator[str]:
+    """A namespace ready for pods while the block runs, deleted after it (waiting up to `delete_wait_s`)."""
+    create_namespace(api, name, labels)
+    try:
+        yield name
+    finally:
+        delete_namespace(api, name, wait_s=delete_wait_s)
 
 
 def is_empty(api: Api, namespace: str) -> bool:

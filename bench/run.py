@@ -47,7 +47,8 @@ from bench.kube import Api, JsonObject, Watch, create_namespace, delete_namespac
 from bench.operator_process import OperatorProcess
 from bench.profile import Profiler, summarize
 from bench.report import summary, targets
-from bench.scenarios import GROUP, PLURAL, SCENARIOS, VERSION, Scenario, study_body, study_names
+from bench.scenarios import SCENARIOS, Scenario, study_body, study_names
+from bentham.api.names import GROUP, PLURAL, VERSION
 
 log = logging.getLogger("bench")
 
@@ -146,7 +147,9 @@ def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:
     api, names = bench.api, study_names(scenario)
     namespace = bench.namespace(scenario, "operator")
     create_namespace(api, namespace, {"bentham.io/bench": "true"})
-    operator = OperatorProcess(bench.kubeconfig, namespace, bench.log_dir / f"operator-{namespace}.log")
+    operator = OperatorProcess(
+        bench.kubeconfig, bench.log_dir / f"operator-{namespace}.log", "--namespace", namespace, serve_metrics=True
+    )
     studies_path = namespaced(namespace, PLURAL, f"{GROUP}/{VERSION}")
     tracker = Tracker(names)
     jobs = Watch(api, namespaced(namespace, "jobs", "batch/v1"), tracker.on_job, label_selector=LABEL_STUDY)

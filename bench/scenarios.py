@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-GROUP, VERSION, PLURAL = "bentham.io", "v1alpha1", "studies"
+from bentham.api.names import GROUP, VERSION
 
 SURFACES = ("openai-api", "anthropic-api", "google-ai-api", "perplexity-api")
 LOCATIONS = ("us-nyc", "uk-lon", "de-ber", "fr-par", "jp-tok")

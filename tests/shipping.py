@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ import kubernetes_validate
 import yaml
 from kubernetes import client, config
 
-from tests.conftest import OperatorProcess
+from bench.operator_process import OperatorProcess
 from tests.support import Cluster
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,19 +95,6 @@ def rule_set(rules: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str, str
         for name in rule.get("resourceNames") or ["*"]
         for verb in rule.get("verbs", [])
     }
-
-
-@contextmanager
-def scratch_namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
-    """A namespace of its own (prefix `u-`: the session's operator, which watches `t-*`, ignores it)."""
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(cluster.api)
-    metadata = client.V1ObjectMeta(name=name, labels={"bentham.io/test": "true"})
-    core.create_namespace(client.V1Namespace(metadata=metadata))
-    try:
-        yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 @contextmanager

@@ -9,12 +9,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
+
+from bench.kube import Api, scratch_namespace
 
 T = TypeVar("T")
 
@@ -47,6 +50,21 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
+
+    @cached_property
+    def plain_api(self) -> Api:
+        """The benchmarks' plain HTTP client for this cluster, so tests and bench share helpers such as namespaces."""
+        return Api(self.kubeconfig, user_agent="bentham-tests")
+
+
+def namespace_for_test(cluster: Cluster, prefix: str, test_name: str = "") -> AbstractContextManager[str]:
+    """A scratch namespace `prefix-<test name>-<random>`, labelled as a test's, deleted (not awaited) afterwards.
+
+    The prefix decides who serves it: the session's operator watches `t-*`, and ignores `u-*`.
+    """
+    slug = "".join(c if c.isalnum() else "-" for c in test_name.lower())[:40].strip("-")
+    name = "-".join(part for part in (prefix, slug, uuid.uuid4().hex[:6]) if part)
+    return scratch_namespace(cluster.plain_api, name, {"bentham.io/test": "true"})
 
 
 def eventually(probe: Callable[[], T | None], timeout_s: float = 60, what: str = "condition") -> T:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from tests.conftest import start_operator
+from bench.operator_process import start_operator
 from tests.shipping import (
     CHART,
     REPO,
@@ -30,13 +30,12 @@ from tests.shipping import (
     only,
     render_chart,
     rule_set,
-    scratch_namespace,
     serviceaccount_kubeconfig,
     stop_operator_after_cleanup,
     strict_schema_errors,
     username,
 )
-from tests.support import Cluster, Studies, eventually, study
+from tests.support import Cluster, Studies, eventually, namespace_for_test, study
 
 EVERY_FEATURE: dict[str, Any] = {
     "replicas": 2,
@@ -174,8 +173,8 @@ def rbac_release(study_crd: Cluster) -> Iterator[tuple[str, str]]:
     Zero replicas: the operator runs below as a local process with the chart's identity.
     """
     with (
-        scratch_namespace(study_crd, "u-chart") as release_namespace,
-        scratch_namespace(study_crd, "u-chart-studies") as studies_namespace,
+        namespace_for_test(study_crd, "u-chart") as release_namespace,
+        namespace_for_test(study_crd, "u-chart-studies") as studies_namespace,
     ):
         values = {
             "replicas": 0,
@@ -194,7 +193,7 @@ def chart_identity(study_crd: Cluster, rbac_release: tuple[str, str], tmp_path_f
 
 
 def test_chart_installs_and_its_operator_pod_runs_locked_down(study_crd: Cluster) -> None:
-    with scratch_namespace(study_crd, "u-chart-pod") as namespace:
+    with namespace_for_test(study_crd, "u-chart-pod") as namespace:
         # kwok plays the pod; the annotation keeps it running (the image is never pulled here).
         values = {"podAnnotations": {"sim.bentham.io/duration": "1h"}}
         with chart_release(study_crd, namespace, values, "--wait", "--timeout", "60s"):
@@ -264,7 +263,7 @@ def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_char
             ),
         )
         operator = start_operator(
-            study_crd,
+            study_crd.kubeconfig,
             tmp_path / "operator.log",
             "--namespace",
             studies_namespace,
@@ -362,12 +361,16 @@ def test_kopf_uses_the_charts_identity_and_needs_namespaces_only_when_given_some
     That refusal comes from kopf's namespace observer, so it also shows kopf authenticates as the token.
     """
     with (
-        scratch_namespace(study_crd, "u-chart-all") as release_namespace,
+        namespace_for_test(study_crd, "u-chart-all") as release_namespace,
         chart_release(study_crd, release_namespace, {"replicas": 0}),
     ):
         identity = serviceaccount_kubeconfig(study_crd, release_namespace, "bentham-operator", tmp_path / "kc")
         operator = start_operator(
-            study_crd, tmp_path / "operator.log", "--namespace", "u-nothing-here", env={"KUBECONFIG": str(identity)}
+            study_crd.kubeconfig,
+            tmp_path / "operator.log",
+            "--namespace",
+            "u-nothing-here",
+            env={"KUBECONFIG": str(identity)},
         )
         refusal = f'User "system:serviceaccount:{release_namespace}:bentham-operator" cannot list resource "namespaces"'
         try:
@@ -381,7 +384,7 @@ def test_kopf_uses_the_charts_identity_and_needs_namespaces_only_when_given_some
 def test_leader_election_role_lets_the_operator_take_over_its_lease(study_crd: Cluster, tmp_path: Path) -> None:
     """A stale Lease from an old leader: taking it over needs get and update on it, as renewing does."""
     with (
-        scratch_namespace(study_crd, "u-chart-ha") as release_namespace,
+        namespace_for_test(study_crd, "u-chart-ha") as release_namespace,
         chart_release(
             study_crd,
             release_namespace,
@@ -412,7 +415,7 @@ def test_leader_election_role_lets_the_operator_take_over_its_lease(study_crd: C
             "POD_NAME": "replica-a",
         }
         operator = start_operator(
-            study_crd, tmp_path / "operator.log", "--namespace", "u-nothing-here", env=environment
+            study_crd.kubeconfig, tmp_path / "operator.log", "--namespace", "u-nothing-here", env=environment
         )
         try:
             eventually(

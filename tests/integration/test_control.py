@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kubernetes import client
 
-from tests.conftest import OperatorProcess
+from bench.operator_process import OperatorProcess
 from tests.support import Cluster, Studies, WebhookReceiver, eventually, kwok_stage, study
 
 
@@ -25,6 +26,10 @@ def webhook() -> Iterator[WebhookReceiver]:
         receiver.close()
 
 
+LATER_PASSES = 3
+"""Checkpoints written after an announcement before a repeat of it would have shown (each is a later pass)."""
+
+
 def in_seconds(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
@@ -35,6 +40,23 @@ def job_names(studies: Studies, name: str) -> set[str]:
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def stray_attempt_job(study_name: str) -> client.V1Job:
+    """A Job labelled as an attempt of the study that the operator never started: a cancelled study removes it."""
+    labels = {"bentham.io/study": study_name, "bentham.io/cell-index": "0", "bentham.io/attempt": "99"}
+    return client.V1Job(
+        metadata=client.V1ObjectMeta(name=f"{study_name}-stray", labels=labels),
+        spec=client.V1JobSpec(
+            backoff_limit=0,
+            template=client.V1PodTemplateSpec(
+                spec=client.V1PodSpec(
+                    restart_policy="Never",
+                    containers=[client.V1Container(name="executor", image="example.invalid/executor:1")],
+                )
+            ),
+        ),
+    )
 
 
 def slow_pods_template() -> str:
@@ -55,11 +77,15 @@ def test_pausing_stops_new_jobs_and_resuming_finishes_the_study(
     status = studies.wait_for_state("pausable", "paused", timeout_s=30)
     assert condition(status, "Paused")["status"] == "True"
     seen = job_names(studies, "pausable")
-    deadline = time.monotonic() + 6  # longer than an attempt: in-flight cells end, none start
-    while time.monotonic() < deadline:
-        seen |= job_names(studies, "pausable")
-        time.sleep(0.2)
-    paused = studies.status("pausable")
+
+    def settled_while_paused() -> dict[str, Any] | None:
+        """The paused status once the cells in flight have ended and are recorded, every Job seen meanwhile kept."""
+        seen.update(job_names(studies, "pausable"))
+        status = studies.status("pausable")
+        return status if status["state"] == "paused" and status["progress"]["executingCells"] == 0 else None
+
+    # The status is written before a pass creates Jobs, so one with no cell executing is a pass that started none.
+    paused = eventually(settled_while_paused, what="the cells in flight at the pause to end")
     assert len(seen) <= 4, seen  # at most the ones in flight when the pause was seen, and none after
     assert paused["progress"]["executingCells"] == 0
 
@@ -116,7 +142,10 @@ def test_cancel_leaves_no_job_behind_and_keeps_the_record(
     assert "the client withdrew the brief" in status["message"]
     assert status["progress"]["totalCells"] == 8
     assert status["checkpoint"]["cells"]
-    time.sleep(2)
+    # A Job claiming to be an attempt of the study wakes it; removing it shows a pass after the cancel has run.
+    # Passes of a study run one at a time, so every earlier one has finished whatever it was going to do.
+    studies.batch.create_namespaced_job(namespace, stray_attempt_job("doomed"))
+    eventually(lambda: not studies.jobs("doomed"), what="the operator to remove a Job that turned up after the cancel")
     assert studies.status("doomed")["state"] == "cancelled"
     assert not studies.jobs("doomed")
 
@@ -147,7 +176,13 @@ def test_study_that_cannot_make_its_deadline_is_flagged_notified_once_and_gets_m
     deadline_status = raised["deadline"]
     for field in ("timeRemainingSeconds", "requiredRate", "bottleneckSurface"):
         assert deadline_status.get(field) is not None, deadline_status
-    time.sleep(3)  # later reconciles must not announce the same stretch again
+    eventually(lambda: webhook.events("study.at_risk"), timeout_s=15, what="the at-risk notification")
+    # Later reconciles must not announce the same stretch again: let a few of them record cells first.
+    announced_at = studies.status("behind")["checkpoint"]["sequence"]
+    eventually(
+        lambda: studies.status("behind")["checkpoint"]["sequence"] >= announced_at + LATER_PASSES,
+        what=f"{LATER_PASSES} more checkpoints after the at-risk notification",
+    )
     assert len(webhook.events("study.at_risk")) == 1, webhook.events("study.at_risk")
     studies.patch_spec("behind", {"cancel": {"reason": "test over"}})
 

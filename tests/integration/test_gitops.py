@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.operator_process import OperatorProcess
 from tests.argocd_health import HEALTH_LUA, study_health
-from tests.conftest import OperatorProcess
 from tests.shipping import touch_namespace
 from tests.support import Cluster, Studies, study
 

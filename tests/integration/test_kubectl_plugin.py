@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import OperatorProcess
+from bench.operator_process import OperatorProcess
 from tests.shipping import touch_namespace
 from tests.support import Cluster, Studies, failing_pod_template, kwok_stage, study
 

@@ -11,9 +11,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.operator_process import OperatorProcess
 from bentham.api.status import Checkpoint
 from bentham.core.checkpoint import read_records
-from tests.conftest import OperatorProcess
 from tests.support import GOOD_RESULT, Cluster, Studies, eventually, failing_pod_template, kwok_stage, study
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port, start_operator, stop_operator
+from bench.operator_process import start_operator
 from tests.support import Cluster, Studies, eventually, study
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,16 +38,16 @@ def scraped_once(port: int, ready: Callable[[Samples], bool]) -> Callable[[], Sa
 
 
 def test_metrics_count_a_study_while_it_runs_and_after(cluster: Cluster, unwatched_namespace: str) -> None:
-    port = free_port()
     studies = Studies(cluster, unwatched_namespace)
     operator = start_operator(
-        cluster,
+        cluster.kubeconfig,
         REPO / ".cluster" / "logs" / f"operator-{unwatched_namespace}.log",
         "--namespace",
         unwatched_namespace,
-        "--metrics-port",
-        str(port),
+        serve_metrics=True,
     )
+    assert operator.metrics_port is not None
+    port = operator.metrics_port
     try:
         studies.create(
             study(
@@ -70,7 +70,7 @@ def test_metrics_count_a_study_while_it_runs_and_after(cluster: Cluster, unwatch
             what="the completed study in the metrics",
         )
     finally:
-        stop_operator(operator)
+        operator.stop()
 
     assert after[("bentham_cells_started_total", ())] == 12
     assert after[("bentham_cells_completed_total", ())] == 12

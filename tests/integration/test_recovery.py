@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client, watch
 
+from bench.operator_process import OperatorProcess, start_operator
 from bentham.api.status import Checkpoint
 from bentham.core.checkpoint import CellState, read_records
-from tests.conftest import OperatorProcess, start_operator, stop_operator
 from tests.support import Cluster, Studies, eventually, failing_pod_template, kwok_stage, report, study
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
     surfaces, locations, queries = ("openai-api", "anthropic-api", "perplexity-api"), ("us-nyc", "uk-lon"), 40
     first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
     retryable = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy", "retryable": True}}
-    operator = start_operator(cluster, log, "--namespace", namespace)
+    operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
     kills = 0
     try:
         with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(retryable)):
@@ -111,10 +111,10 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
                 time.sleep(rng.uniform(0.3, 2.5))
                 kill_hard(operator)
                 kills += 1
-                operator = start_operator(cluster, log, "--namespace", namespace)
+                operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
             status = studies.wait_for_state("chaos", "complete", "failed", timeout_s=300)
     finally:
-        stop_operator(operator)
+        operator.stop()
         creations.stop()
 
     report(f"chaos: operator killed with SIGKILL {kills} times; duplicate Job creations: {creations.duplicates}")
@@ -140,7 +140,7 @@ def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
         pytest.skip("the cluster was given by --kubeconfig; its API server is not ours to restart")
     namespace = unwatched_namespace
     studies = Studies(cluster, namespace)
-    operator = start_operator(cluster, LOGS / f"operator-{namespace}.log", "--namespace", namespace)
+    operator = start_operator(cluster.kubeconfig, LOGS / f"operator-{namespace}.log", "--namespace", namespace)
     try:
         studies.create(
             study(
@@ -169,7 +169,7 @@ def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
 
         status = studies.wait_for_state("outage", "complete", "failed", timeout_s=240)
     finally:
-        stop_operator(operator)
+        operator.stop()
     assert status["state"] == "complete", status.get("message")
     assert status["progress"]["completedCells"] == 120
 
@@ -179,7 +179,7 @@ def test_standby_replica_takes_over_within_30s_when_the_leader_dies(cluster: Clu
     studies = Studies(cluster, namespace)
     leases = client.CoordinationV1Api(cluster.api)
     args = ("--namespace", namespace, "--leader-elect", "--lease-namespace", namespace)
-    replicas = [start_operator(cluster, LOGS / f"operator-{namespace}-{i}.log", *args) for i in range(2)]
+    replicas = [start_operator(cluster.kubeconfig, LOGS / f"operator-{namespace}-{i}.log", *args) for i in range(2)]
     try:
         holder = eventually(
             lambda: leases.read_namespaced_lease("bentham-operator", namespace).spec.holder_identity, what="a leader"
@@ -208,7 +208,7 @@ def test_standby_replica_takes_over_within_30s_when_the_leader_dies(cluster: Clu
     finally:
         for replica in replicas:
             if replica.process.poll() is None:
-                stop_operator(replica)
+                replica.stop()
     assert new_holder.endswith(f"-{standby.process.pid}")
     assert takeover_s <= 30
     assert status["state"] == "complete", status.get("message")
