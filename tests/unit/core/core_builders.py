@@ -69,6 +69,22 @@ def make_spec(
     return spec
 
 
+DEADLINE = "2030-01-01T16:00:00Z"  # 4 hours after T0
+
+
+def deadline_spec(
+    *, max_parallelism: int | None = 6, policy: dict[str, Any] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """A study of 2 queries (by default) at parallelism 2, due 4 hours after T0, maxParallelism 6."""
+    options: dict[str, Any] = {"queries": 2, "parallelism": 2, "deadline": DEADLINE} | kwargs
+    spec = make_spec(**options)
+    if max_parallelism is not None:
+        spec["executor"]["maxParallelism"] = max_parallelism
+    if policy is not None:
+        spec["policy"] = policy
+    return spec
+
+
 def manifest(**kwargs: Any) -> Manifest:
     """The validated manifest of `make_spec(**kwargs)`."""
     return StudySpec.model_validate(make_spec(**kwargs)).manifest

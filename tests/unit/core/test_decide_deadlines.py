@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from core_builders import Decided, Study, at, failed, make_spec, result, succeeded
+from core_builders import Decided, Study, at, deadline_spec, failed, result, succeeded
 
 from bentham.api.status import StudyStatus
 from bentham.core.checkpoint import CellState, read_records
 
 H = 3600.0
-DEADLINE = "2030-01-01T16:00:00Z"  # 4 hours after T0
-
-
-def deadline_spec(
-    *, max_parallelism: int | None = 6, policy: dict[str, Any] | None = None, **kwargs: Any
-) -> dict[str, Any]:
-    options: dict[str, Any] = {"queries": 2, "parallelism": 2, "deadline": DEADLINE} | kwargs
-    spec = make_spec(**options)
-    if max_parallelism is not None:
-        spec["executor"]["maxParallelism"] = max_parallelism
-    if policy is not None:
-        spec["policy"] = policy
-    return spec
 
 
 def reasons(decision: Decided) -> list[str]:

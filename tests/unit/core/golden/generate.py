@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # core_builders, as pytest finds it for the tests of that folder
 
 # The test's own reader and adapters: what is written here is what the test reads and compares.
-from core_builders import T0, Study, at, failed, make_spec, result, running, succeeded  # noqa: E402
+from core_builders import T0, Study, at, deadline_spec, failed, make_spec, result, running, succeeded  # noqa: E402
 from test_golden import (  # noqa: E402
     SAME_BODY,
     SAME_SPEC,
@@ -46,7 +46,6 @@ from bentham.core.jobs import job_name  # noqa: E402
 from bentham.core.reconcile import Decision, ObservedJob  # noqa: E402
 
 H = 3600.0
-DEADLINE = "2030-01-01T16:00:00Z"  # 4 hours after T0
 CAPTCHA = result(success=False, code="CAPTCHA")
 TIMEOUT = result(success=False, code="TIMEOUT")
 AUTH_FAILED = result(success=False, code="AUTH_FAILED")
@@ -143,19 +142,6 @@ def surface_of(study: Study, job: ObservedJob) -> str:
     per_query = len(manifest["surfaces"]) * len(manifest["locations"])
     surface: str = manifest["surfaces"][(job.cell_index % per_query) // len(manifest["locations"])]["id"]
     return surface
-
-
-def deadline_spec(
-    *, max_parallelism: int | None = 6, policy: dict[str, Any] | None = None, **kwargs: Any
-) -> dict[str, Any]:
-    """A study of 2 queries (by default) at parallelism 2, due 4 hours after T0."""
-    options: dict[str, Any] = {"queries": 2, "parallelism": 2, "deadline": DEADLINE} | kwargs
-    spec = make_spec(**options)
-    if max_parallelism is not None:
-        spec["executor"]["maxParallelism"] = max_parallelism
-    if policy is not None:
-        spec["policy"] = policy
-    return spec
 
 
 # --- the scenarios ------------------------------------------------------------------------------
