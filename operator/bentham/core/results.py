@@ -17,6 +17,7 @@ bounds what that costs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +32,7 @@ MAX_RESULT_BYTES = 4_096
 NEVER_RETRIED_CODES = frozenset({"AUTH_FAILED", "QUOTA_EXCEEDED", "INVALID_REQUEST", "CONTENT_BLOCKED"})
 
 _SNIPPET_CHARS = 200
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class _ResultModel(BaseModel):
@@ -111,9 +113,23 @@ def judge_result(result: CellResult, gates: QualityGates, evidence_level: Eviden
             "ResponseTooShort",
             f"the response is {result.responseLength} characters, fewer than {gates.minResponseLength}",
         )
-    if evidence_level is EvidenceLevel.FULL and not result.evidence:
-        return Verdict.failure("MissingEvidence", "evidenceLevel is full but the result carries no evidence")
+    if evidence_level is EvidenceLevel.FULL:
+        problem = _evidence_problem(result.evidence)
+        if problem is not None:
+            return Verdict.failure("MissingEvidence", f"evidenceLevel is full but {problem}")
     return PASSED
+
+
+def _evidence_problem(evidence: list[Evidence] | None) -> str | None:
+    """What keeps `evidence` from proving the answer was stored: none at all, or an item without url or digest."""
+    if not evidence:
+        return "the result carries no evidence"
+    for position, item in enumerate(evidence):
+        if not item.url:
+            return f"evidence[{position}] has no url"
+        if item.sha256 is None or not _SHA256.fullmatch(item.sha256):
+            return f"evidence[{position}].sha256 is not 64 hexadecimal digits"
+    return None
 
 
 def judge_attempt(

@@ -147,6 +147,26 @@ def test_full_evidence_level_fails_a_result_without_evidence() -> None:
     assert judge_message(result(evidence=True), evidence=EvidenceLevel.FULL).passed
 
 
+@pytest.mark.parametrize(
+    ("evidence", "problem"),
+    [
+        ([{}], "evidence[0] has no url"),
+        ([{"sha256": "ab" * 32}], "evidence[0] has no url"),
+        ([{"url": "s3://bucket/e.json"}], "evidence[0].sha256 is not 64 hexadecimal digits"),
+        ([{"url": "s3://bucket/e.json", "sha256": "ab" * 31}], "evidence[0].sha256 is not 64 hexadecimal digits"),
+        ([{"url": "s3://b/1.json", "sha256": "ab" * 32}, {"url": "s3://b/2.json", "sha256": "zz" * 32}],
+         "evidence[1].sha256 is not 64 hexadecimal digits"),
+    ],
+)  # fmt: skip
+def test_full_evidence_needs_a_url_and_a_sha256_in_every_item(evidence: list[dict[str, str]], problem: str) -> None:
+    message = json.dumps({"success": True, "responseLength": 800, "isActualContent": True, "evidence": evidence})
+
+    verdict = judge_message(message, evidence=EvidenceLevel.FULL)
+
+    assert (verdict.passed, verdict.reason) == (False, "MissingEvidence")
+    assert problem in verdict.message
+
+
 def test_failed_job_without_a_result_is_executor_failed_and_retryable() -> None:
     verdict = judge_attempt(
         phase="failed",
