@@ -24,7 +24,7 @@ from bentham.api.manifest import (
 )
 from bentham.api.rules import Rule
 from bentham.api.spec import NOTIFICATIONS_RULES, SPEC_RULES, StudySpec
-from bentham.api.validation import Invalid, Valid, validate_spec
+from bentham.api.validation import Invalid, Valid, manifest_warnings, validate_spec
 from tests.support import paths
 
 FAST = settings(max_examples=200, deadline=None)
@@ -486,7 +486,7 @@ def test_surface_listed_as_optional_is_optional_whatever_its_flag() -> None:
     assert manifest.optional_surface_ids == [SurfaceId.GROK]
 
 
-def test_surface_in_neither_list_follows_its_own_flag() -> None:
+def test_only_the_required_list_makes_a_surface_required() -> None:
     surfaces: list[dict[str, Any]] = [
         {"id": "meta-ai"},
         {"id": "openai-api"},
@@ -496,5 +496,27 @@ def test_surface_in_neither_list_follows_its_own_flag() -> None:
 
     manifest = manifest_of(surfaces, ["openai-api"], [])
 
-    # In manifest order; `required` defaults to true.
-    assert manifest.required_surface_ids == [SurfaceId.META_AI, SurfaceId.OPENAI_API, SurfaceId.CLAUDE_WEB]
+    # As in the original: surfaces[].required decides nothing; a surface in neither list is optional.
+    assert manifest.required_surface_ids == [SurfaceId.OPENAI_API]
+
+
+def test_a_required_flag_that_disagrees_with_the_lists_gets_a_warning_naming_both() -> None:
+    surfaces: list[dict[str, Any]] = [
+        {"id": "openai-api", "required": False},
+        {"id": "grok", "required": True},
+        {"id": "claude-web", "required": False},
+        {"id": "meta-ai"},  # the default flag is no claim: no warning
+    ]
+    spec = StudySpec.model_validate(
+        spec_dict(surfaces=surfaces, completionCriteria={"requiredSurfaces": {"surfaceIds": ["openai-api"]}})
+    )
+
+    warnings = manifest_warnings(spec.manifest, now=datetime(2030, 1, 1, tzinfo=UTC))
+
+    flagged = [w for w in warnings if ".required is" in w]
+    assert flagged == [
+        "manifest.surfaces[0].required is false but openai-api is listed in "
+        "completionCriteria.requiredSurfaces.surfaceIds: the list decides, the surface is required",
+        "manifest.surfaces[1].required is true but grok is not listed in "
+        "completionCriteria.requiredSurfaces.surfaceIds: the list decides, the surface is optional",
+    ]

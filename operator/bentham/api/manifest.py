@@ -119,7 +119,13 @@ class Surface(ApiModel):
     """An AI answer engine to ask."""
 
     id: SurfaceId = Field(description="The surface, from the fixed list of supported surfaces.")
-    required: bool = Field(default=True, description="Whether the study needs this surface's answers.")
+    required: bool = Field(
+        default=True,
+        description=(
+            "Informational, as in the original: completionCriteria.requiredSurfaces alone makes a surface "
+            "required; a flag that disagrees with it gets a warning."
+        ),
+    )
     options: SurfaceOptions | None = Field(default=None, description="How to drive the surface.")
 
 
@@ -251,14 +257,13 @@ class Manifest(ApiModel):
 
     @property
     def required_surface_ids(self) -> list[SurfaceId]:
-        """Surfaces that block completion, in manifest order.
+        """Surfaces that block completion, in manifest order: those listed in `requiredSurfaces`, and no other.
 
-        Listed in `requiredSurfaces` → required; listed in `optionalSurfaces` → optional; listed
-        in neither → the surface's own `required` flag decides.
+        As in the original, `surfaces[].required` decides nothing (a warning names a surface whose
+        flag disagrees with the lists); a surface in neither list is optional.
         """
         listed = set(self.completionCriteria.requiredSurfaces.surfaceIds)
-        optional = set(self.optional_surface_ids)
-        return [s.id for s in self.surfaces if s.id in listed or (s.id not in optional and s.required)]
+        return [s.id for s in self.surfaces if s.id in listed]
 
 
 _OPTIONAL_IDS = (

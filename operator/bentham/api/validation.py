@@ -79,6 +79,7 @@ def manifest_warnings(manifest: Manifest, *, now: datetime) -> list[str]:
         )
     if manifest.cell_count > CELL_COUNT_WARNING:
         warnings.append(f"manifest: {manifest.cell_count} cells is more than {CELL_COUNT_WARNING:,}")
+    warnings.extend(_required_flag_disagreements(manifest))
     if manifest.completionCriteria.maxRetriesPerCell == 1:
         warnings.append("manifest.completionCriteria.maxRetriesPerCell: 1 means one attempt per cell and no retry")
     if (
@@ -105,3 +106,25 @@ def describe(error: Any) -> list[str]:
     # pydantic prefixes the message of a ValueError raised in a validator with "Value error, ".
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return [f"{path}: {message}" if path else message]
+
+
+def _required_flag_disagreements(manifest: Manifest) -> list[str]:
+    """A warning for each surface whose written `required` flag says otherwise than the lists, which decide.
+
+    Only a flag the tenant wrote counts: its default (true) on an optional surface is no claim.
+    """
+    required = set(manifest.required_surface_ids)
+    warnings = []
+    for position, surface in enumerate(manifest.surfaces):
+        listed = surface.id in required
+        if "required" in surface.model_fields_set and surface.required != listed:
+            where = (
+                "is listed in completionCriteria.requiredSurfaces.surfaceIds"
+                if listed
+                else "is not listed in completionCriteria.requiredSurfaces.surfaceIds"
+            )
+            warnings.append(
+                f"manifest.surfaces[{position}].required is {str(surface.required).lower()} but {surface.id.value} "
+                f"{where}: the list decides, the surface is {'required' if listed else 'optional'}"
+            )
+    return warnings
