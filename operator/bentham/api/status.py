@@ -7,6 +7,7 @@ status fields, which would make a status write look lost.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,10 @@ class StudyState(StrEnum):
 
 class StatusModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    def as_stored(self) -> dict[str, Any]:
+        """As the API server stores it: JSON types, unset fields left out."""
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 class Condition(StatusModel):

@@ -118,7 +118,7 @@ class KubeClient:
         A JSON patch `add /status` replaces the status wholesale, so a cell that left a map (a
         retry that is no longer waiting) really leaves it, which a merge patch cannot express.
         """
-        patch = [{"op": "add", "path": "/status", "value": status.model_dump(mode="json", exclude_none=True)}]
+        patch = [{"op": "add", "path": "/status", "value": status.as_stored()}]
         try:
             await asyncio.to_thread(
                 _unread,

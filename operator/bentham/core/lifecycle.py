@@ -78,6 +78,12 @@ class Lifecycle:
         self.move(target, reason, message, kind=kind)
         self.reason, self.message = reason, message
 
+    @property
+    def current(self) -> StudyState:
+        """The state now (a decision always has one once the study is received)."""
+        assert self.state is not None, "a study is born in manifest_received before anything asks its state"
+        return self.state
+
     def queue(self, message: str) -> None:
         """Moves a new study whose spec and checkpoint read on to queued, through validating."""
         if self.state is StudyState.MANIFEST_RECEIVED:

@@ -111,9 +111,9 @@ def notifications(
             **copy.deepcopy(note.details),
         }
         if note.event in ("study.at_risk", "study.needs_intervention") and status.deadline is not None:
-            payload["deadline"] = status.deadline.model_dump(mode="json", exclude_none=True)
+            payload["deadline"] = status.deadline.as_stored()
         if note.event == "study.needs_intervention" and status.intervention is not None:
-            payload["intervention"] = status.intervention.model_dump(mode="json", exclude_none=True)
+            payload["intervention"] = status.intervention.as_stored()
         suffix = f":{note.discriminator}" if note.discriminator is not None else ""
         out.append(Notification(event=note.event, id=f"{study.uid}:{note.event}{suffix}", payload=payload))
     return out

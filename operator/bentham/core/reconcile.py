@@ -165,13 +165,14 @@ def _advance(
     )
     life.announce(cell_events(book.outcomes, manifest), cell_failed_notes(book.outcomes, manifest))
     records = book.records
+    parallelism = effective_parallelism(spec.executor, previous.parallelism)
     tracking = Tracking(
         running=running_time_of(previous),
         deadline=None,
         at_risk=None,
         consecutive_failures=consecutive_failures(previous.consecutiveFailures, book.outcomes, manifest, policy),
         intervention=previous.intervention,
-        parallelism=effective_parallelism(spec.executor, previous.parallelism),
+        parallelism=parallelism,
         parallelism_changed_at=previous.parallelismChangedAt,
     )
 
@@ -218,10 +219,10 @@ def _advance(
 
     watch = watch_deadline(figures, given.watched, policy, missed=missed, now=now)
     life.announce(watch.events, watch.notes)
-    may_start = may_start_cells(_state(life), intervention)
+    may_start = may_start_cells(life.current, intervention)
     change = adjust_parallelism(
         spec.executor,
-        tracking.parallelism or spec.executor.parallelism,
+        parallelism,
         tracking.parallelism_changed_at,
         at_risk=watch.at_risk,
         may_start=may_start,
@@ -260,8 +261,3 @@ def _advance(
         life, given, records, tracking, create=create, delete=book.finished_jobs, retry_in=retry_in, watch=watch,
         missed=missed,
     )  # fmt: skip
-
-
-def _state(life: Lifecycle) -> StudyState:
-    assert life.state is not None, "a decision always leaves the study in a state"
-    return life.state

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from bentham.api.manifest import Manifest
 from bentham.api.status import Condition, DeadlineStatus, Intervention, StudyStatus
@@ -134,8 +133,3 @@ def compose_status(
         startedAt=started_at,
         completedAt=previous.completedAt or (rfc3339(now) if ended else None),
     )
-
-
-def dump_status(status: StudyStatus) -> dict[str, Any]:
-    """The status as the API stores it: JSON types, unset fields left out."""
-    return status.model_dump(mode="json", exclude_none=True)

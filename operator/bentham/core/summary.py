@@ -73,7 +73,7 @@ def summarise(
         generation=this.generation,
         now=this.now,
     )
-    message = waiting_message(tracking.intervention, _state(life), this.study.name)
+    message = waiting_message(tracking.intervention, life.current, this.study.name)
     in_flight = [
         job_name(this.study.name, this.study.uid, index, record.attempts)
         for index, record in enumerate(records)
@@ -88,7 +88,7 @@ def summarise(
         warnings=given.warnings,
         tracking=dataclasses.replace(tracking, deadline=shown.fresh, at_risk=shown.condition, message=message),
     )
-    if shown.carried is not None and not is_terminal(_state(life)):
+    if shown.carried is not None and not is_terminal(life.current):
         # Between refreshes the figures stand, so a reconcile that changes nothing writes nothing.
         quiet = status.model_copy(update={"deadline": shown.carried})
         if quiet == this.previous:
@@ -120,8 +120,3 @@ def end_early(life: Lifecycle, this: Pass, state: StudyState, reason: str, messa
         requeue_after=None,
         notifications=notifications(life.notes, study=this.study, status=status, now=this.now),
     )
-
-
-def _state(life: Lifecycle) -> StudyState:
-    assert life.state is not None, "a decision always leaves the study in a state"
-    return life.state

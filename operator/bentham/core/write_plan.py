@@ -144,7 +144,7 @@ def _same(status: StudyStatus, stored: StoredStatus | None) -> bool:
         return False
     if isinstance(stored, StudyStatus):
         return status == stored
-    return status.model_dump(mode="json", exclude_none=True) == stored
+    return status.as_stored() == stored
 
 
 def _typed(stored: StoredStatus | None) -> StudyStatus | None:

@@ -15,7 +15,6 @@ from typing import Any
 
 from bentham.api.manifest import Manifest
 from bentham.api.spec import StudySpec
-from bentham.api.status import StudyStatus
 from bentham.core import Decision, Held, JobToCreate, Notification, ObservedJob, StudyEvent, decide
 from bentham.core.write_plan import plan_write, status_to_decide_from
 
@@ -134,11 +133,6 @@ def failed(
     return ObservedJob(job.name, index, job.attempt, "failed", message, reason, at)
 
 
-def as_stored(status: StudyStatus) -> dict[str, Any]:
-    """A status as the API server stores it: JSON, unset fields left out."""
-    return status.model_dump(mode="json", exclude_none=True)
-
-
 @dataclass(frozen=True)
 class Decided:
     """A decision as the tests read it: its status as the API server would store it, the rest as decided."""
@@ -147,7 +141,7 @@ class Decided:
 
     @property
     def status(self) -> dict[str, Any]:
-        return as_stored(self.decision.status)
+        return self.decision.status.as_stored()
 
     @property
     def create(self) -> list[JobToCreate]:
@@ -211,7 +205,7 @@ class Study:
         plan = plan_write(self.status, self.held, decided.decision, since_last_write=since_last_write,
                           interval=interval)  # fmt: skip
         if plan.write is not None:
-            self.status = as_stored(plan.write)
+            self.status = plan.write.as_stored()
         self.held = plan.held
         for name in plan.delete:
             self.jobs.pop(name, None)

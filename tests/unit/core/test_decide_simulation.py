@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
-from core_builders import T0, Decided, Study, as_stored, failed, make_spec, result, running, succeeded
+from core_builders import T0, Decided, Study, failed, make_spec, result, running, succeeded
 
 from bentham.api.spec import StudySpec
 from bentham.api.status import StudyStatus
@@ -73,14 +73,14 @@ def apply(study: Study, kwok: FakeKwok, decided: Decided, now: float, rng: rando
     crash = rng.random()
     if crash < 0.10:  # creates lost, status written
         if plan.write is not None:
-            study.status = as_stored(plan.write)
+            study.status = plan.write.as_stored()
         return
     for job in plan.create:
         kwok.create(study, job, now)
     if crash < 0.20:  # status write lost after the creates
         return
     if plan.write is not None:
-        study.status = as_stored(plan.write)
+        study.status = plan.write.as_stored()
     for name in plan.delete:
         study.jobs.pop(name, None)
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from core_builders import T0, Decided, Study, as_stored, make_spec, result, running, succeeded
+from core_builders import T0, Decided, Study, make_spec, result, running, succeeded
 from test_decide_simulation import FakeKwok, check_final_counts
 
 from bentham.api.status import StudyStatus
@@ -166,7 +166,7 @@ def paced_step(study: Study, kwok: FakeKwok, shell: PacedShell, now: float, rng:
         assert all(e.reason == "CellsCompleted" for e in decided.events) and not decided.notifications
         assert plan.delete == [] and plan.events == []
     if plan.write is not None:
-        study.status, shell.written_at = as_stored(plan.write), now
+        study.status, shell.written_at = plan.write.as_stored(), now
         shell.writes += 1
     study.held = plan.held
     for name in plan.delete:

@@ -70,7 +70,7 @@ def study_object_after_mixed_waves(queries: int, waves: int) -> dict[str, Any]:
             jobs=live,
             now=now,
         )
-        status = decision.status.model_dump(mode="json", exclude_none=True)  # as the API server stores it
+        status = decision.status.as_stored()  # as the API server stores it
         running = [
             ObservedJob(
                 name=j.name,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from core_builders import T0, Study, as_stored, make_spec, result, succeeded
+from core_builders import T0, Study, make_spec, result, succeeded
 
 from bentham.api.status import StudyStatus
 from bentham.core.decision import Decision, StudyEvent
@@ -99,7 +99,7 @@ def test_an_unchanged_status_is_not_written_but_its_jobs_and_events_still_go() -
     event = StudyEvent("Normal", "Something", "x")
     same = Decision(decision.status, decision.create, ["old-job"], [event], requeue_after=None)
 
-    plan = plan_write(as_stored(decision.status), None, same, since_last_write=0.0, interval=5.0)
+    plan = plan_write(decision.status.as_stored(), None, same, since_last_write=0.0, interval=5.0)
 
     assert plan.write is None and plan.held is None
     assert plan.delete == ["old-job"] and plan.events == [event]
