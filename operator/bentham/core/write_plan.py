@@ -100,7 +100,7 @@ def plan_write(
     """
     waiting = held.events if held is not None else ()
     if _same(decision.status, stored):
-        return _carry_out(decision, None, waiting, stored=None)
+        return _released(decision, None, waiting, stored=None)
     written = _typed(stored)
     wait = hold_for(written, decision, since_write_s=since_last_write, interval_s=interval)
     if wait > 0:
@@ -114,10 +114,10 @@ def plan_write(
             held=Held(decision.status, (*waiting, *decision.events)),
             requeue_after=_resynced(requeue, decision.status),
         )
-    return _carry_out(decision, decision.status, waiting, stored=written)
+    return _released(decision, decision.status, waiting, stored=written)
 
 
-def _carry_out(
+def _released(
     decision: Decision, write: StudyStatus | None, waiting: tuple[StudyEvent, ...], *, stored: StudyStatus | None
 ) -> WritePlan:
     """The plan that writes `write` (if any) and carries out everything the decision asks."""
