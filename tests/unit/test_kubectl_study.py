@@ -70,6 +70,17 @@ def test_bar_always_fills_its_width_by_largest_remainder() -> None:
     assert bar(counts(completed=1, pending=2), width=10) == "[###.......]"
 
 
+def test_bar_draws_skipped_cells_last() -> None:
+    assert bar(CellCounts(total=4, completed=2, skipped=2), width=4) == "[##--]"
+
+
+def test_status_shows_skipped_cells_overall_and_per_slice() -> None:
+    records = [CellRecord(CellState.COMPLETED, 1)] * 4 + [CellRecord(CellState.SKIPPED, 0)] * 4
+    text = render_status(study_with(records), NOW)
+    assert "4/8 completed (50%), 0 failed, 0 running, 0 pending, 4 skipped" in text
+    assert "SKIPPED" in text and "- skipped" in text
+
+
 def test_bar_of_an_empty_slice_is_blank() -> None:
     assert bar(counts(), width=4) == "[    ]"
 
@@ -97,16 +108,16 @@ def test_status_shows_state_overall_progress_and_each_surface_with_required_mark
 
     assert "Study:     acme/demo  (tenant acme)" in text
     assert "State:     executing" in text
-    assert "3/8 completed (37%), 1 failed, 1 running, 3 pending" in text
+    assert "3/8 completed (37%), 1 failed, 1 running, 3 pending, 0 skipped" in text
     lines = text.splitlines()
     openai = next(line for line in lines if line.startswith("openai-api"))
     grok = next(line for line in lines if line.startswith("grok"))
     assert openai.split()[:2] == ["openai-api", "*"]
     assert grok.split()[0] == "grok" and "*" not in grok
-    assert openai.split()[-6:] == ["75%", "3", "0", "0", "1", "4"]
-    assert grok.split()[-6:] == ["0%", "0", "1", "1", "2", "4"]
+    assert openai.split()[-7:] == ["75%", "3", "0", "0", "1", "0", "4"]
+    assert grok.split()[-7:] == ["0%", "0", "1", "1", "2", "0", "4"]
     us_nyc = next(line for line in lines if line.startswith("us-nyc"))
-    assert us_nyc.split()[-5:] == ["2", "1", "0", "1", "4"]
+    assert us_nyc.split()[-6:] == ["2", "1", "0", "1", "0", "4"]
     assert "* required" in text
 
 

@@ -64,6 +64,12 @@ PRINTER_COLUMNS = [
         "description": "Completed share of all cells.",
     },
     {
+        "name": "Skipped",
+        "type": "integer",
+        "jsonPath": ".status.progress.skippedCells",
+        "description": "Cells never run: the deadline passed with every threshold met.",
+    },
+    {
         "name": "At-Risk",
         "type": "boolean",
         "jsonPath": ".status.deadline.atRisk",

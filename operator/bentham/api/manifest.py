@@ -192,6 +192,16 @@ class CompletionCriteria(ApiModel):
             "Attempts per cell, first try included: 1 means one try and no retry, 3 means a try and up to two retries."
         ),
     )
+    consecutiveFailureLimit: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description=(
+            "Failed attempts in a row on one required surface, each with a failure a person can fix "
+            "(spec.policy.interventionFailures), that stop the surface and ask for a person. A completed "
+            "attempt on the surface resets the count."
+        ),
+    )
 
 
 class QualityGates(ApiModel):

@@ -161,23 +161,15 @@ class Policy(ApiModel):
             "from its creation to its deadline has passed, or when less than 15 minutes remain."
         ),
     )
-    consecutiveFailuresForIntervention: int = Field(
-        default=5,
-        ge=1,
-        le=1_000,
-        description=(
-            "Failed attempts in a row on one required surface, each with a failure listed in "
-            "interventionFailures, that stop the surface and ask for a person. A completed attempt "
-            "on the surface resets the count."
-        ),
-    )
     interventionFailures: list[FailureName] = Field(
         default_factory=lambda: list(DEFAULT_INTERVENTION_FAILURES),
         max_length=64,
         json_schema_extra={"default": list[JsonValue](DEFAULT_INTERVENTION_FAILURES)},
         description=(
-            "Executor error codes (AUTH_FAILED, CAPTCHA) or verdict reasons (NotActualContent) that "
-            "count towards consecutiveFailuresForIntervention; other failures neither count nor reset."
+            "Failures a person can fix: executor error codes (AUTH_FAILED, CAPTCHA) or verdict reasons "
+            "(NotActualContent). A required surface's cell failing for good with one is blocked, not failed, "
+            "and the study asks for a person rather than fail; they count towards "
+            "manifest.completionCriteria.consecutiveFailureLimit. Other failures neither count nor reset."
         ),
     )
 

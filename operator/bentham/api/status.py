@@ -52,8 +52,18 @@ class CellCounts(StatusModel):
     total: int = Field(default=0, description="Cells in this slice.")
     completed: int = Field(default=0, description="Cells whose result passed the quality gates.")
     failed: int = Field(default=0, description="Cells that failed for good (out of attempts or not retryable).")
+    blocked: int = Field(
+        default=0,
+        description=(
+            "Of the failed cells, those that failed for a reason a person can fix (policy.interventionFailures) "
+            "on a required surface: acknowledging the intervention reopens them with a fresh budget of attempts."
+        ),
+    )
     executing: int = Field(default=0, description="Cells with an attempt in flight.")
     pending: int = Field(default=0, description="Cells waiting to start or to retry.")
+    skipped: int = Field(
+        default=0, description="Cells never run: the deadline passed with every coverage threshold met."
+    )
     required: bool | None = Field(default=None, description="For surfaces: whether it blocks completion.")
 
 
@@ -65,6 +75,13 @@ class Progress(StatusModel):
     failedCells: int = Field(default=0, description="Cells that failed for good; they never count as completed.")
     executingCells: int = Field(default=0, description="Cells with an attempt in flight.")
     pendingCells: int = Field(default=0, description="Cells waiting to start or to retry.")
+    skippedCells: int = Field(
+        default=0,
+        description=(
+            "Cells never run: the deadline passed with every coverage threshold met, so cells not yet "
+            "started were skipped (those in flight finished and are counted where they ended)."
+        ),
+    )
     completionRate: float = Field(default=0.0, description="completedCells / totalCells, 0-1.")
     summary: str = Field(default="0/0", description="completed/total, for kubectl get.")
     percent: str = Field(default="0%", description="completionRate as a percentage, for kubectl get.")

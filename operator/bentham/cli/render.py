@@ -19,8 +19,8 @@ from bentham.core.timestamps import as_utc, parse_rfc3339, rfc3339
 
 BAR_WIDTH = 24
 # One character per kind of cell, in the order the bar draws them.
-BAR_MARKS = (("completed", "#"), ("failed", "x"), ("executing", ">"), ("pending", "."))
-LEGEND = "bars: # completed  x failed  > running  . pending"
+BAR_MARKS = (("completed", "#"), ("failed", "x"), ("executing", ">"), ("pending", "."), ("skipped", "-"))
+LEGEND = "bars: # completed  x failed  > running  . pending  - skipped (deadline)"
 
 
 def is_terminal(study: Mapping[str, Any]) -> bool:
@@ -30,7 +30,7 @@ def is_terminal(study: Mapping[str, Any]) -> bool:
 
 def bar(counts: CellCounts, width: int = BAR_WIDTH) -> str:
     """`[###x>>....]`: each kind of cell gets its share of `width` characters (largest remainder)."""
-    total = counts.completed + counts.failed + counts.executing + counts.pending
+    total = sum(getattr(counts, field) for field, _ in BAR_MARKS)
     if total == 0:
         return "[" + " " * width + "]"
     shares = [(mark, getattr(counts, field) * width / total) for field, mark in BAR_MARKS]
@@ -95,7 +95,7 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable
 
 def slice_table(title: str, slices: Mapping[str, CellCounts], mark_required: bool) -> list[str]:
     """One line per surface (or location): its name, a bar, its percent and its counts."""
-    header = [title, "PROGRESS", "", "DONE", "FAILED", "RUNNING", "PENDING", "TOTAL"]
+    header = [title, "PROGRESS", "", "DONE", "FAILED", "RUNNING", "PENDING", "SKIPPED", "TOTAL"]
     rows = []
     for name, counts in slices.items():
         label = f"{name} *" if mark_required and counts.required else name
@@ -108,10 +108,11 @@ def slice_table(title: str, slices: Mapping[str, CellCounts], mark_required: boo
                 str(counts.failed),
                 str(counts.executing),
                 str(counts.pending),
+                str(counts.skipped),
                 str(counts.total),
             ]
         )
-    return _table(header, rows, right=range(2, 8))
+    return _table(header, rows, right=range(2, 9))
 
 
 def render_status(study: Mapping[str, Any], now: datetime) -> str:
@@ -131,11 +132,12 @@ def render_status(study: Mapping[str, Any], now: datetime) -> str:
             failed=progress.failedCells,
             executing=progress.executingCells,
             pending=progress.pendingCells,
+            skipped=progress.skippedCells,
         )
         lines.append(
             f"Progress:  {bar(overall)} {progress.completedCells}/{progress.totalCells} completed "
             f"({percent(progress.completedCells, progress.totalCells)}), {progress.failedCells} failed, "
-            f"{progress.executingCells} running, {progress.pendingCells} pending"
+            f"{progress.executingCells} running, {progress.pendingCells} pending, {progress.skippedCells} skipped"
         )
     lines.extend(_deadline_lines(status, (spec.get("manifest") or {}).get("deadline"), now))
     for label, text in (("Started:", status.startedAt), ("Finished:", status.completedAt)):

@@ -44,6 +44,12 @@ def cell_at(manifest: Manifest, index: int) -> Cell:
     )
 
 
+def surface_position(manifest: Manifest, index: int) -> int:
+    """The position in `manifest.surfaces` of cell `index`'s surface (no bounds check: this is hot)."""
+    locations = len(manifest.locations)
+    return (index % (len(manifest.surfaces) * locations)) // locations
+
+
 def cells_of(manifest: Manifest) -> list[Cell]:
     """Every cell of the manifest, in index order."""
     return [cell_at(manifest, index) for index in range(manifest.cell_count)]

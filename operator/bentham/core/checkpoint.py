@@ -1,17 +1,24 @@
 """Per-cell records, packed into the status's checkpoint so a study resumes after any crash.
 
 A cell is `pending` (never started, or its attempt was aborted), `running` (an attempt in
-flight), `retry_wait` (its last attempt failed, the next may start at `retry_at`), `completed`
-or `failed` (for good). With the attempts started so far, that is all the core needs to resume.
+flight), `retry_wait` (its last attempt failed, the next may start at `retry_at`), `completed`,
+`failed` (for good), `skipped` (never run: the deadline passed with every threshold met) or
+`blocked` (failed for a reason a person can fix, on a required surface: counted as failed until
+a person's acknowledgement reopens it with a fresh budget of attempts). With the attempts started
+so far, and for a reopened cell the attempts spent before it was reopened, that is all the core
+needs to resume.
 
 Format (Checkpoint.version 1) of `checkpoint.cells`:
 
     base64( zlib( varint N
                   N bytes, one per cell in index order: state << 5 | attempts
-                  for each retry_wait cell, in index order: varint ms of retry_at after timestamp ) )
+                  for each retry_wait cell, in index order: varint ms of retry_at after timestamp
+                  [only when a cell was reopened: varint R, then R times
+                   varint index gap from the previous reopened cell (+1), varint attempts spent] ) )
 
-- state is 3 bits (0 pending, 1 running, 2 retry_wait, 3 completed, 4 failed), attempts 5 bits
-  (0-31; maxRetriesPerCell is at most 10);
+- state is 3 bits (0 pending, 1 running, 2 retry_wait, 3 completed, 4 failed, 5 skipped,
+  6 blocked), attempts 5 bits (0-31; maxRetriesPerCell is at most 10, so a cell can be reopened
+  at least twice);
 - varints are unsigned LEB128; retry times are whole milliseconds after `checkpoint.timestamp`
   (also to the millisecond), and a retry already due when the checkpoint is written is stored
   as 0, i.e. due at `timestamp`;
@@ -48,9 +55,13 @@ class CellState(IntEnum):
     RETRY_WAIT = 2
     COMPLETED = 3
     FAILED = 4
+    SKIPPED = 5
+    BLOCKED = 6
 
 
-SETTLED_STATES = frozenset({CellState.COMPLETED, CellState.FAILED})
+SETTLED_STATES = frozenset({CellState.COMPLETED, CellState.FAILED, CellState.SKIPPED, CellState.BLOCKED})
+OPEN_STATES = frozenset({CellState.PENDING, CellState.RETRY_WAIT})
+"""Cells that have not settled and have no attempt in flight: waiting to start."""
 
 
 @dataclass(frozen=True)
@@ -62,12 +73,23 @@ class CellRecord:
     """Attempts started so far, the running one included."""
     retry_at: datetime | None = None
     """For retry_wait only: when the next attempt may start."""
+    spent: int = 0
+    """Attempts made before a person reopened the cell: they do not count against its budget."""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.attempts <= MAX_ATTEMPTS:
-            raise ValueError(f"attempts must be 0-{MAX_ATTEMPTS}, not {self.attempts}")
+        if not 0 <= self.spent <= self.attempts <= MAX_ATTEMPTS:
+            raise ValueError(f"need 0 <= spent ({self.spent}) <= attempts ({self.attempts}) <= {MAX_ATTEMPTS}")
         if (self.retry_at is not None) != (self.state is CellState.RETRY_WAIT):
             raise ValueError("retry_at is set exactly for retry_wait cells")
+
+    @property
+    def budget_used(self) -> int:
+        """Attempts that count against the cell's budget: those since it was last reopened."""
+        return self.attempts - self.spent
+
+    def moved(self, state: CellState, *, attempts: int | None = None, retry_at: datetime | None = None) -> CellRecord:
+        """This cell in `state` (with `attempts`, if given), keeping what it spent before a reopening."""
+        return CellRecord(state, self.attempts if attempts is None else attempts, retry_at, self.spent)
 
 
 PENDING = CellRecord()
@@ -90,6 +112,14 @@ def pack_cells(records: Sequence[CellRecord], *, base: datetime) -> str:
     for record in records:
         if record.retry_at is not None:
             raw.extend(_varint(max(0, _millis(record.retry_at - start))))
+    reopened = [(index, record.spent) for index, record in enumerate(records) if record.spent]
+    if reopened:
+        raw.extend(_varint(len(reopened)))
+        last = -1
+        for index, spent in reopened:
+            raw.extend(_varint(index - last))
+            raw.extend(_varint(spent))
+            last = index
     return base64.b64encode(zlib.compress(bytes(raw), 9)).decode("ascii")
 
 
@@ -129,9 +159,28 @@ def unpack_cells(packed: str, *, base: datetime | None) -> list[CellRecord]:
         millis, position = _read_varint(raw, position)
         assert start is not None
         records[index] = CellRecord(CellState.RETRY_WAIT, attempts, start + timedelta(milliseconds=millis))
+    if position < len(raw):
+        position = _read_reopened(raw, position, records)
     if position != len(raw):
         raise CheckpointUnreadable(f"{len(raw) - position} unexpected bytes after the cells")
     return records
+
+
+def _read_reopened(raw: bytes, position: int, records: list[CellRecord]) -> int:
+    """Reads the reopened cells' spent attempts into `records`; returns the position after them."""
+    count, position = _read_varint(raw, position)
+    if count == 0:
+        raise CheckpointUnreadable("an empty list of reopened cells (the writer leaves it out)")
+    index = -1
+    for _ in range(count):
+        gap, position = _read_varint(raw, position)
+        spent, position = _read_varint(raw, position)
+        index += gap
+        if gap == 0 or index >= len(records) or not 0 < spent <= records[index].attempts:
+            raise CheckpointUnreadable(f"reopened cell {index} with {spent} attempts spent does not fit the cells")
+        record = records[index]
+        records[index] = CellRecord(record.state, record.attempts, record.retry_at, spent)
+    return position
 
 
 def read_records(checkpoint: Checkpoint | None) -> list[CellRecord] | None:
@@ -174,7 +223,17 @@ def records_of(checkpoint: Checkpoint | None, derived: Derived | None) -> list[C
 
 def aborted(records: Sequence[CellRecord]) -> list[CellRecord]:
     """Running attempts being stopped go back to pending, their attempts still counted."""
-    return [CellRecord(CellState.PENDING, r.attempts) if r.state is CellState.RUNNING else r for r in records]
+    return [r.moved(CellState.PENDING) if r.state is CellState.RUNNING else r for r in records]
+
+
+def skip_open(records: Sequence[CellRecord]) -> list[CellRecord]:
+    """Cells waiting to start (never started, or waiting to retry) are skipped: they will not run."""
+    return [r.moved(CellState.SKIPPED) if r.state in OPEN_STATES else r for r in records]
+
+
+def unskip(records: Sequence[CellRecord]) -> list[CellRecord]:
+    """Skipped cells wait to start again (the deadline moved later)."""
+    return [r.moved(CellState.PENDING) if r.state is CellState.SKIPPED else r for r in records]
 
 
 def write_checkpoint(
@@ -206,8 +265,8 @@ def as_checkpointed(records: Sequence[CellRecord], checkpoint: Checkpoint) -> tu
     return tuple(
         record
         if record.retry_at is None
-        else CellRecord(
-            record.state, record.attempts, start + timedelta(milliseconds=max(0, _millis(record.retry_at - start)))
+        else record.moved(
+            record.state, retry_at=start + timedelta(milliseconds=max(0, _millis(record.retry_at - start)))
         )
         for record in records
     )

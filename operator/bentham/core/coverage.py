@@ -2,8 +2,10 @@
 
 A required surface meets its threshold when completed / total ≥ coverageThreshold. It can no
 longer meet it once even every cell still open (pending, waiting, running) succeeding would
-leave it short. Both use the same comparison, so a surface whose every cell has settled either
-met its threshold or was already found unreachable: never neither.
+leave it short. Blocked cells (failed for a reason a person can fix) count as open here: a
+surface short only because of them waits for a person (`at_risk_of_blocked`), it does not fail.
+Both use the same comparison, so a surface whose every cell has settled either met its
+threshold, was already found unreachable, or waits for a person: never none of these.
 """
 
 from __future__ import annotations
@@ -44,15 +46,29 @@ def required_surfaces(progress: Progress) -> dict[str, CellCounts]:
 def shortfalls(progress: Progress, threshold: float) -> list[Shortfall]:
     """Required surfaces that can no longer reach `threshold`, in manifest order."""
     return [
-        Shortfall(surface, counts.completed, counts.failed, counts.total, threshold)
+        Shortfall(surface, counts.completed, counts.failed - counts.blocked, counts.total, threshold)
         for surface, counts in required_surfaces(progress).items()
-        if not meets_threshold(counts.total - counts.failed, counts.total, threshold)
+        if not meets_threshold(_best(counts) + counts.blocked, counts.total, threshold)
     ]
 
 
-def required_settled(progress: Progress) -> bool:
-    """Whether every cell of every required surface completed or failed for good."""
-    return all(c.pending == 0 and c.executing == 0 for c in required_surfaces(progress).values())
+def at_risk_of_blocked(progress: Progress, threshold: float) -> dict[str, int]:
+    """Required surfaces that reach `threshold` only if a person reopens their blocked cells: id → blocked cells."""
+    return {
+        surface: counts.blocked
+        for surface, counts in required_surfaces(progress).items()
+        if counts.blocked and not meets_threshold(_best(counts), counts.total, threshold)
+    }
+
+
+def _best(counts: CellCounts) -> int:
+    """The most cells of a slice that can still complete, blocked cells not reopened."""
+    return counts.total - counts.failed - counts.skipped
+
+
+def all_settled(progress: Progress) -> bool:
+    """Whether every cell completed, failed, was blocked or skipped: none in flight or waiting to start."""
+    return progress.pendingCells == 0 and progress.executingCells == 0
 
 
 def thresholds_met(progress: Progress, threshold: float) -> bool:

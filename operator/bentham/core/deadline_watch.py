@@ -65,6 +65,11 @@ def figures_of(
     )
 
 
+def is_past(deadline: datetime | None, now: datetime) -> bool:
+    """Whether a deadline is set and has passed."""
+    return deadline is not None and as_utc(deadline) <= now
+
+
 @dataclass(frozen=True)
 class PastDeadline:
     """What passing the deadline does in this decision."""
@@ -79,16 +84,12 @@ def past_deadline(
 ) -> PastDeadline:
     """Past the deadline: complete when the thresholds are met, else apply the policy once.
 
-    `ask` waits for a person with no cell starting; `carry_on` means a person already chose to
-    go on past this deadline.
+    `complete` skips the cells not yet started and completes once those in flight are recorded
+    (`completed_at_deadline` says so); `ask` waits for a person with no cell starting;
+    `carry_on` means a person already chose to go on past this deadline.
     """
     if thresholds_met(progress, threshold):
-        left = progress.pendingCells + progress.executingCells
-        message = (
-            f"Complete at the deadline: every required surface meets its coverage threshold; "
-            f"{left} cells not run. {tally(progress)}"
-        )
-        return PastDeadline("complete", message, watched.missed)
+        return PastDeadline("complete", "", watched.missed)
     if watched.missed:
         return PastDeadline("carry_on", "", missed=True)
     what = (
@@ -98,6 +99,14 @@ def past_deadline(
     if policy.onDeadlineMissed is OnDeadlineMissed.FAIL:
         return PastDeadline("fail", f"Deadline missed: {what}", missed=True)
     return PastDeadline("ask", f"{what}; no cell starts", missed=True)
+
+
+def completed_at_deadline(progress: Progress) -> str:
+    """The message of a study completed at its deadline."""
+    return (
+        f"Complete at the deadline: every required surface meets its coverage threshold; "
+        f"{progress.skippedCells} cells skipped. {tally(progress)}"
+    )
 
 
 @dataclass(frozen=True)

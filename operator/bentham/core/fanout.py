@@ -69,7 +69,7 @@ def start_cells(
     updated = list(records)
     jobs = []
     for index in cells_to_start(updated, order, capacity=parallelism - in_flight(updated), now=now):
-        updated[index] = CellRecord(CellState.RUNNING, updated[index].attempts + 1)
+        updated[index] = updated[index].moved(CellState.RUNNING, attempts=updated[index].attempts + 1)
         jobs.append(job_of(index, updated[index].attempts))
     upcoming = next_retry(updated, now=now)
     return Started(updated, jobs, (upcoming - now).total_seconds() if upcoming is not None else None)

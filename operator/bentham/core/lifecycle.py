@@ -152,7 +152,8 @@ def tally(progress: Progress | None) -> str:
     """The cell counts in words."""
     if progress is None:
         return "no cells"
+    skipped = f", {progress.skippedCells} skipped" if progress.skippedCells else ""
     return (
         f"{progress.completedCells}/{progress.totalCells} cells completed, {progress.failedCells} failed, "
-        f"{progress.executingCells} in flight, {progress.pendingCells} pending"
+        f"{progress.executingCells} in flight, {progress.pendingCells} pending{skipped}"
     )

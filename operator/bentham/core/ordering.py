@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from bentham.api.manifest import Manifest
+from bentham.core.cells import surface_position
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,9 @@ def open_start_order(manifest: Manifest, blocked: Collection[str]) -> StartOrder
     order = start_order(manifest)
     if not blocked:
         return order
-    surfaces, locations = len(manifest.surfaces), len(manifest.locations)
     positions = {p for p, s in enumerate(manifest.surfaces) if s.id.value in blocked}
 
     def open_(index: int) -> bool:
-        return (index % (surfaces * locations)) // locations not in positions
+        return surface_position(manifest, index) not in positions
 
     return StartOrder(required=tuple(filter(open_, order.required)), optional=tuple(filter(open_, order.optional)))

@@ -4,7 +4,8 @@ For each cell the observed Jobs are taken oldest attempt first, against the cell
 
 - a Job of a later attempt than the record knows is adopted as running: the operator created
   it and crashed before the status write (or read a stale status);
-- a finished Job of the running attempt is judged: completed, retry_wait, or failed for good;
+- a finished Job of the running attempt is judged: completed, retry_wait, or failed for good,
+  which is `blocked` instead when a person can fix the failure (`waits_for_person`);
 - any Job whose outcome the record already holds (an earlier attempt, a settled cell) is
   listed for deletion; deleting it after the status write loses nothing.
 
@@ -14,7 +15,7 @@ A running attempt with no Job at all is the shell's to recreate, under the same 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -34,6 +35,7 @@ class CellOutcome:
     attempt: int
     verdict: Verdict
     result: Literal["completed", "retrying", "failed"]
+    """What the attempt meant; a blocked cell failed (until a person reopens it)."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,14 @@ def record_outcomes(
     gates: QualityGates,
     evidence_level: EvidenceLevel,
     max_attempts: int,
+    waits_for_person: Callable[[int, Verdict], bool],
     now: datetime,
 ) -> Bookkeeping:
-    """The records after taking every observed Job into account."""
+    """The records after taking every observed Job into account.
+
+    `waits_for_person(cell, verdict)` says whether a cell failing for good with `verdict` is
+    blocked (a person may reopen it) rather than failed.
+    """
     updated = list(records)
     finished: list[str] = []
     outcomes: list[CellOutcome] = []
@@ -64,7 +71,7 @@ def record_outcomes(
             continue
         record = updated[job.cell_index]
         if job.attempt > record.attempts and record.state not in SETTLED_STATES:
-            record = CellRecord(CellState.RUNNING, job.attempt)
+            record = record.moved(CellState.RUNNING, attempts=job.attempt)
         if job.attempt != record.attempts or record.state is not CellState.RUNNING:
             finished.append(job.name)
             continue
@@ -80,14 +87,15 @@ def record_outcomes(
         )
         finished.append(job.name)
         if verdict.passed:
-            updated[job.cell_index] = CellRecord(CellState.COMPLETED, job.attempt)
+            updated[job.cell_index] = record.moved(CellState.COMPLETED)
             outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "completed"))
-        elif may_retry(verdict, attempts=job.attempt, max_attempts=max_attempts):
-            due = retry_at(job.finished_at or now, job.attempt, study_uid=study_uid, cell_index=job.cell_index)
-            updated[job.cell_index] = CellRecord(CellState.RETRY_WAIT, job.attempt, due)
+        elif may_retry(verdict, attempts=record.budget_used, max_attempts=max_attempts):
+            due = retry_at(job.finished_at or now, record.budget_used, study_uid=study_uid, cell_index=job.cell_index)
+            updated[job.cell_index] = record.moved(CellState.RETRY_WAIT, retry_at=due)
             outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "retrying"))
         else:
-            updated[job.cell_index] = CellRecord(CellState.FAILED, job.attempt)
+            settled = CellState.BLOCKED if waits_for_person(job.cell_index, verdict) else CellState.FAILED
+            updated[job.cell_index] = record.moved(settled)
             outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "failed"))
     return Bookkeeping(records=updated, finished_jobs=finished, outcomes=outcomes)
 

@@ -1,7 +1,9 @@
 """Progress: how many cells are done, failed, in flight and waiting, overall and per slice.
 
 `pending` includes cells waiting to retry; `failed` counts cells that failed for good and never
-counts as completed. `percent` rounds down, so a study shows 100% only when every cell completed.
+counts as completed, `blocked` the failed ones a person's acknowledgement may reopen; `skipped`
+cells were never run because the deadline passed with every threshold met.
+`percent` rounds down, so a study shows 100% only when every cell completed.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ _COUNTED_AS: dict[CellState, str] = {
     CellState.RUNNING: "executing",
     CellState.COMPLETED: "completed",
     CellState.FAILED: "failed",
+    CellState.BLOCKED: "failed",
+    CellState.SKIPPED: "skipped",
 }
-_FIELDS = ("completed", "failed", "executing", "pending")
+_FIELDS = ("completed", "failed", "executing", "pending", "skipped", "blocked")
 
 
 def progress_of(manifest: Manifest, records: Sequence[CellRecord]) -> Progress:
@@ -30,7 +34,10 @@ def progress_of(manifest: Manifest, records: Sequence[CellRecord]) -> Progress:
     tallies = [[dict.fromkeys(_FIELDS, 0) for _ in range(locations)] for _ in range(surfaces)]
     for index, record in enumerate(records):
         surface_position, location_position = divmod(index % (surfaces * locations), locations)
-        tallies[surface_position][location_position][_COUNTED_AS[record.state]] += 1
+        tally = tallies[surface_position][location_position]
+        tally[_COUNTED_AS[record.state]] += 1
+        if record.state is CellState.BLOCKED:
+            tally["blocked"] += 1
 
     required = set(manifest.required_surface_ids)
     by_surface = {
@@ -50,6 +57,7 @@ def progress_of(manifest: Manifest, records: Sequence[CellRecord]) -> Progress:
         failedCells=overall["failed"],
         executingCells=overall["executing"],
         pendingCells=overall["pending"],
+        skippedCells=overall["skipped"],
         completionRate=rate,
         summary=f"{overall['completed']}/{total}",
         percent=f"{overall['completed'] * 100 // total if total else 0}%",
@@ -60,4 +68,5 @@ def progress_of(manifest: Manifest, records: Sequence[CellRecord]) -> Progress:
 
 def _counts(parts: list[dict[str, int]], *, required: bool | None) -> CellCounts:
     sums = {name: sum(part[name] for part in parts) for name in _FIELDS}
-    return CellCounts(total=sum(sums.values()), required=required, **sums)
+    total = sum(sums[name] for name in _FIELDS if name != "blocked")  # blocked cells are failed ones
+    return CellCounts(total=total, required=required, **sums)

@@ -12,12 +12,15 @@ It is a pipeline of small steps, each in the module named for its concern, read 
 2. validate the spec: a new study that is invalid fails, a running one is held (`spec_hold`);
 3. read the checkpoint (`checkpoint`), or reuse the records the last decision derived;
 4. record the finished attempts (`outcomes`), announcing them (`cell_events`, `notifications`);
-5. cancel, or fail early when a required surface can no longer reach its threshold (`coverage`);
-6. take a person's acknowledgement (`intervention`), start or pause (`lifecycle`);
-7. past the deadline, complete, fail or ask for a person (`deadline_watch`);
-8. block surfaces failing again and again (`intervention`), follow pause and resume;
+5. cancel; take a person's acknowledgement, reopening blocked cells (`intervention`);
+6. fail early when a required surface can no longer reach its threshold (`coverage`), then
+   start or pause (`lifecycle`);
+7. past the deadline: skip the cells not started and complete, fail or ask for a person
+   (`deadline_watch`);
+8. block surfaces a person must save (`intervention`), follow pause and resume;
 9. watch the deadline and adjust parallelism (`deadline_watch`, `escalation`);
-10. recreate lost Jobs, then complete or fill the free slots in the fair order (`fanout`);
+10. recreate lost Jobs, then complete once every cell settled, or fill the free slots in the
+    fair order, required surfaces' cells first (`fanout`);
 11. summarise: the new status, what to create, delete, announce and notify (`summary`).
 
 In a terminal state no cell is in flight: attempts cut short go back to `pending` (their
@@ -26,27 +29,38 @@ attempt count kept), so `executingCells` is 0. docs/lifecycle.md tells the whole
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from bentham.api.status import StudyState, StudyStatus
+from bentham.api.status import Intervention, Progress, StudyState, StudyStatus
 from bentham.api.validation import Invalid, validate_spec
 from bentham.core.cell_events import cell_events
-from bentham.core.checkpoint import CheckpointUnreadable, Derived, aborted, fresh_records, records_of
-from bentham.core.coverage import required_settled, shortfalls
+from bentham.core.checkpoint import (
+    CellRecord,
+    CheckpointUnreadable,
+    Derived,
+    aborted,
+    fresh_records,
+    records_of,
+    skip_open,
+    unskip,
+)
+from bentham.core.coverage import all_settled, shortfalls
 from bentham.core.deadline_watch import (
+    completed_at_deadline,
     figures_of,
+    is_past,
     past_deadline,
     watch_deadline,
     watched_of,
 )
 from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
 from bentham.core.escalation import adjust_parallelism
-from bentham.core.fanout import effective_parallelism, in_flight, start_cells
+from bentham.core.fanout import Started, effective_parallelism, in_flight, start_cells
 from bentham.core.intervention import (
     DEADLINE_MISSED,
     Asking,
@@ -55,6 +69,7 @@ from bentham.core.intervention import (
     consecutive_failures,
     may_start_cells,
     take_acknowledgement,
+    waits_for_person,
 )
 from bentham.core.jobs import attempt_job
 from bentham.core.lifecycle import Lifecycle, tally
@@ -154,24 +169,38 @@ def _advance(
     """Records the observed Jobs, then moves the study on as far as it can go now."""
     spec, manifest, policy, now = given.spec, given.spec.manifest, given.spec.policy, given.this.now
     study, previous = given.this.study, given.this.previous
-    book = record_outcomes(
+    max_attempts = manifest.completionCriteria.maxRetriesPerCell
+    # A person's acknowledgement first: the Jobs of the cells it reopens then count as theirs.
+    acknowledgement = take_acknowledgement(
+        previous.intervention,
+        spec.interventionAck,
+        dict(previous.consecutiveFailures),
         given.stored if given.stored is not None else fresh_records(manifest.cell_count),
+        manifest,
+        max_attempts=max_attempts,
+    )
+    life.announce(acknowledgement.step.events)
+    book = record_outcomes(
+        acknowledgement.records,
         jobs,
         study_uid=study.uid,
         gates=manifest.qualityGates,
         evidence_level=manifest.evidenceLevel,
-        max_attempts=manifest.completionCriteria.maxRetriesPerCell,
+        max_attempts=max_attempts,
+        waits_for_person=waits_for_person(manifest, policy),
         now=now,
     )
     life.announce(cell_events(book.outcomes, manifest), cell_failed_notes(book.outcomes, manifest))
     records = book.records
+    intervention = acknowledgement.step.intervention
+    failures = consecutive_failures(acknowledgement.step.failures, book.outcomes, manifest, policy)
     parallelism = effective_parallelism(spec.executor, previous.parallelism)
     tracking = Tracking(
         running=running_time_of(previous),
         deadline=None,
         at_risk=None,
-        consecutive_failures=consecutive_failures(previous.consecutiveFailures, book.outcomes, manifest, policy),
-        intervention=previous.intervention,
+        consecutive_failures=failures,
+        intervention=intervention,
         parallelism=parallelism,
         parallelism_changed_at=previous.parallelismChangedAt,
     )
@@ -187,10 +216,10 @@ def _advance(
         life.end(StudyState.FAILED, "RequiredSurfaceUnreachable", message)
         return summarise(life, given, aborted(records), tracking, delete=every_job)
 
-    acknowledgement = take_acknowledgement(tracking.intervention, spec.interventionAck, tracking.consecutive_failures)
-    life.announce(acknowledgement.events)
-    intervention, failures = acknowledgement.intervention, acknowledgement.failures
     life.start(paused=spec.paused, cells=len(records))
+    if progress.skippedCells and not is_past(manifest.deadline, now):
+        records = unskip(records)  # the deadline moved later: skipped cells may run after all
+        progress = progress_of(manifest, records)
     running_seconds = tracking.running.at(now)
     figures = figures_of(manifest, created_at=created_at, progress=progress, running_seconds=running_seconds, now=now)
     asking = Asking(study.name, spec.interventionAck, now)
@@ -198,10 +227,13 @@ def _advance(
     if figures is not None and figures.time_remaining <= 0:
         past = past_deadline(progress, figures, given.watched, policy, threshold=threshold)
         missed = past.missed
-        tracking = replace(tracking, consecutive_failures=failures, intervention=intervention)
         if past.action == "complete":
-            life.complete(past.message, checking="The deadline has passed; checking coverage")
-            return summarise(life, given, aborted(records), tracking, delete=every_job, missed=missed)
+            # Cells not started never will; those in flight finish and are recorded first.
+            records = skip_open(records)
+            progress = progress_of(manifest, records)
+            if progress.executingCells == 0:
+                life.complete(completed_at_deadline(progress), checking="The deadline has passed; checking coverage")
+                return summarise(life, given, records, tracking, delete=every_job, missed=missed)
         if past.action == "fail":
             life.end(StudyState.FAILED, DEADLINE_MISSED, past.message)
             return summarise(life, given, aborted(records), tracking, delete=every_job, missed=missed)
@@ -211,7 +243,7 @@ def _advance(
             )
             life.announce([event], [note])
 
-    blocking = block_failing_surfaces(intervention, failures, progress, policy, asking)
+    blocking = block_failing_surfaces(intervention, failures, progress, manifest, policy, asking)
     life.announce(blocking.events, blocking.notes)
     intervention = blocking.intervention
     waiting = intervention.message if intervention is not None else None
@@ -232,7 +264,6 @@ def _advance(
     life.announce([change.event] if change.event else [])
     tracking = replace(
         tracking,
-        consecutive_failures=failures,
         intervention=intervention,
         parallelism=change.parallelism,
         parallelism_changed_at=change.changed_at,
@@ -246,18 +277,30 @@ def _advance(
 
     # Running attempts whose Job is missing are recreated under the same name, even while paused.
     create = [job_of(index, records[index].attempts) for index in running_without_job(records, jobs)]
-    retry_in = None
-    if may_start and required_settled(progress):
-        # Optional cells never start now; those in flight are awaited, then the study completes.
-        if progress.executingCells == 0:
-            life.complete(f"Complete: {tally(progress)}")
-    elif may_start:
-        blocked = intervention.blockedSurfaces if intervention is not None else []
-        order = open_start_order(manifest, blocked)
-        started = start_cells(records, order, parallelism=change.parallelism, job_of=job_of, now=now)
-        records, retry_in = started.records, started.retry_in
-        create += started.jobs
+    started = Started(records, [], None)
+    if may_start:
+        started = _complete_or_start(life, given, records, progress, intervention, change.parallelism, job_of)
     return summarise(
-        life, given, records, tracking, create=create, delete=book.finished_jobs, retry_in=retry_in, watch=watch,
-        missed=missed,
+        life, given, started.records, tracking, create=create + started.jobs, delete=book.finished_jobs,
+        retry_in=started.retry_in, watch=watch, missed=missed,
     )  # fmt: skip
+
+
+def _complete_or_start(
+    life: Lifecycle,
+    given: Given,
+    records: list[CellRecord],
+    progress: Progress,
+    intervention: Intervention | None,
+    parallelism: int,
+    job_of: Callable[[int, int], JobToCreate],
+) -> Started:
+    """Completes a study whose every cell settled, else fills the free slots in the fair order."""
+    if all_settled(progress):
+        # Every cell ran (or was skipped); a surface waiting for a person keeps the study open.
+        if intervention is None:
+            life.complete(f"Complete: {tally(progress)}")
+        return Started(records, [], None)
+    blocked = intervention.blockedSurfaces if intervention is not None else []
+    order = open_start_order(given.spec.manifest, blocked)
+    return start_cells(records, order, parallelism=parallelism, job_of=job_of, now=given.this.now)

@@ -37,6 +37,7 @@ def make_spec(
     actual_content: bool = True,
     evidence: str = "metadata",
     deadline: str | None = None,
+    consecutive_failure_limit: int | None = None,
     query_text: Callable[[int], str] = lambda q: f"What is the best espresso machine? ({q})",
 ) -> dict[str, Any]:
     """A valid raw spec; every surface not in `optional` is required."""
@@ -57,6 +58,8 @@ def make_spec(
         manifest["completionCriteria"]["optionalSurfaces"] = {"surfaceIds": list(optional)}
     if deadline is not None:
         manifest["deadline"] = deadline
+    if consecutive_failure_limit is not None:
+        manifest["completionCriteria"]["consecutiveFailureLimit"] = consecutive_failure_limit
     spec: dict[str, Any] = {
         "tenantId": "acme",
         "manifest": manifest,

@@ -27,15 +27,21 @@ BASE = truncate_to_millis(T0 + timedelta(microseconds=456_789))
 
 
 def records_strategy(max_size: int = 300) -> st.SearchStrategy[list[CellRecord]]:
+    # Some cells were reopened by a person: `spent` of their attempts came before (0 for most).
+    spent = st.integers(0, 31) | st.just(0)
     plain = st.builds(
-        CellRecord,
+        lambda state, attempts, spent: CellRecord(state, attempts, spent=min(spent, attempts)),
         st.sampled_from([s for s in CellState if s is not CellState.RETRY_WAIT]),
         st.integers(0, 31),
+        spent,
     )
     waiting = st.builds(
-        lambda attempts, ms: CellRecord(CellState.RETRY_WAIT, attempts, BASE + timedelta(milliseconds=ms)),
+        lambda attempts, ms, spent: CellRecord(
+            CellState.RETRY_WAIT, attempts, BASE + timedelta(milliseconds=ms), min(spent, attempts)
+        ),
         st.integers(0, 31),
         st.integers(0, 10**9),
+        spent,
     )
     return st.lists(plain | waiting, max_size=max_size)
 
@@ -117,7 +123,10 @@ def test_a_typical_study_checkpoint_is_tiny() -> None:
         base64.b64encode(zlib.compress(b"\x05\x00")).decode(),  # promises 5 cells, holds 1
         base64.b64encode(zlib.compress(b"\x01\xe0")).decode(),  # state 7
         base64.b64encode(zlib.compress(b"\x01\x40")).decode(),  # a retry without its time
-        base64.b64encode(zlib.compress(b"\x01\x00\x00")).decode(),  # trailing bytes
+        base64.b64encode(zlib.compress(b"\x01\x00\x00")).decode(),  # an empty list of reopened cells
+        base64.b64encode(zlib.compress(b"\x01\x01\x01\x01\x02")).decode(),  # 2 spent of 1 attempt
+        base64.b64encode(zlib.compress(b"\x01\x01\x01\x02\x01")).decode(),  # reopened cell 1 of 1
+        base64.b64encode(zlib.compress(b"\x01\x01\x01\x01\x01\x00")).decode(),  # trailing bytes
         base64.b64encode(zlib.compress(b"\x01\x00")[:-3]).decode(),  # truncated stream
     ],
 )
@@ -136,8 +145,10 @@ def test_no_checkpoint_reads_as_none() -> None:
 
 
 def test_a_record_refuses_impossible_values() -> None:
-    with pytest.raises(ValueError, match="attempts must be"):
+    with pytest.raises(ValueError, match="<= 31"):
         CellRecord(CellState.RUNNING, 32)
+    with pytest.raises(ValueError, match=r"spent \(3\) <= attempts \(2\)"):
+        CellRecord(CellState.PENDING, 2, spent=3)
     with pytest.raises(ValueError, match="retry_at is set exactly"):
         CellRecord(CellState.RETRY_WAIT, 1)
     with pytest.raises(ValueError, match="retry_at is set exactly"):

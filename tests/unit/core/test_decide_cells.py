@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from core_builders import Decided, Study, at, failed, make_spec, result, running, succeeded
 
 from bentham.core.checkpoint import CellRecord, CellState, read_records
+from bentham.core.decision import ObservedJob
 
 
 def records_of(decision: Decided) -> list[CellRecord]:
@@ -113,7 +115,7 @@ def test_retry_waits_its_backoff_then_succeeds_and_records_the_attempts() -> Non
 def test_non_retryable_error_is_not_retried() -> None:
     study = Study(make_spec(queries=1, surfaces=("openai-api",), locations=("us-nyc", "uk-lon"), threshold=0.5))
     first, _ = study.step().create
-    study.finish(first.name, succeeded(first, result(success=False, code="AUTH_FAILED"), at=at(1)))
+    study.finish(first.name, succeeded(first, result(success=False, code="INVALID_REQUEST"), at=at(1)))
     decision = study.step(at(2))
     assert records_of(decision)[first.cell.index] == CellRecord(CellState.FAILED, 1)
     assert [e.reason for e in decision.events] == ["CellsFailed"]
@@ -173,35 +175,65 @@ def test_optional_surface_all_failing_still_completes() -> None:
     assert decision.status["progress"]["bySurface"]["grok"]["required"] is False
 
 
-def test_optional_cells_in_flight_are_awaited_and_unstarted_ones_never_start_once_required_are_done() -> None:
-    study = Study(
+def optional_study(parallelism: int = 4) -> Study:
+    """2 queries x 3 surfaces x 2 locations; grok is optional (in neither list it would be too)."""
+    return Study(
         make_spec(
-            queries=3,
-            surfaces=("openai-api", "grok"),
-            locations=("us-nyc",),
+            queries=2,
+            surfaces=("openai-api", "anthropic-api", "grok"),
+            locations=("us-nyc", "uk-lon"),
             optional=("grok",),
-            parallelism=4,
+            parallelism=parallelism,
+            max_retries=2,
         )
     )
-    jobs = study.step().create
-    required = [j for j in jobs if j.cell.surface.value == "openai-api"]
-    optional = [j for j in jobs if j.cell.surface.value == "grok"]
-    assert len(required) == 3 and len(optional) == 1  # required first, the slack goes to optional
-    for job in required:
+
+
+def run_to_the_end(study: Study, outcome: Callable[[ObservedJob], str]) -> list[tuple[int, int]]:
+    """Steps the study, finishing every Job as `outcome` says, until it ends; returns each (cell, attempt) made."""
+    made: list[tuple[int, int]] = []
+    for tick in range(1, 200):
+        decision = study.step(at(tick * 100))
+        made += [(job.cell.index, job.attempt) for job in decision.create]
+        if decision.status["state"] in ("complete", "failed"):
+            return made
+        for job in study.running_jobs():
+            study.finish(job.name, succeeded(job, outcome(job), at=at(tick * 100 + 1)))
+    raise AssertionError("the study never ended")
+
+
+def test_optional_cells_start_as_soon_as_no_required_cell_waits_and_every_cell_runs() -> None:
+    study = optional_study()
+    first = study.step().create
+    assert {job.cell.surface.value for job in first} == {"openai-api", "anthropic-api"}
+    for job in first:
         study.finish(job.name, succeeded(job, at=at(1)))
-    winding_down = study.step(at(2))
-    assert winding_down.status["state"] == "executing" and winding_down.create == []
-    study.finish(optional[0].name, succeeded(optional[0], at=at(3)))
-    done = study.step(at(4))
-    assert done.status["state"] == "complete" and done.create == []
-    assert done.status["progress"]["bySurface"]["grok"] == {
-        "total": 3,
-        "completed": 1,
-        "failed": 0,
-        "executing": 0,
-        "pending": 2,
+    second = study.step(at(2)).create
+    # The last 4 required cells, then the slack of the pass after goes to grok.
+    assert {job.cell.surface.value for job in second} == {"openai-api", "anthropic-api"}
+    made = [(job.cell.index, job.attempt) for job in first + second] + run_to_the_end(study, lambda job: result())
+    assert sorted(made) == [(cell, 1) for cell in range(12)]
+    assert study.state == "complete"
+    progress = study.status["progress"] if study.status else {}
+    assert progress["completedCells"] == 12 and progress["bySurface"]["grok"]["completed"] == 4
+
+
+def test_optional_cells_failing_get_every_attempt_and_never_fail_the_study() -> None:
+    study = optional_study()
+
+    def outcome(job: ObservedJob) -> str:
+        return result(success=False, code="TIMEOUT") if job.cell_index % 6 >= 4 else result()
+
+    made = run_to_the_end(study, outcome)
+    grok = sorted((cell, attempt) for cell, attempt in made if cell % 6 >= 4)
+    assert grok == [(cell, attempt) for cell in (4, 5, 10, 11) for attempt in (1, 2)]
+    assert study.state == "complete"
+    progress = study.status["progress"] if study.status else {}
+    assert progress["completedCells"] == 8 and progress["failedCells"] == 4
+    assert progress["bySurface"]["grok"] == {
+        "total": 4, "completed": 0, "failed": 4, "blocked": 0, "executing": 0, "pending": 0, "skipped": 0,
         "required": False,
-    }
+    }  # fmt: skip
 
 
 def test_required_surface_failing_fails_the_study_early_and_deletes_live_jobs() -> None:
@@ -218,10 +250,10 @@ def test_required_surface_failing_fails_the_study_early_and_deletes_live_jobs() 
     jobs = study.step().create
     broken = [j for j in jobs if j.cell.surface.value == "grok"]
     assert len(broken) == 2
-    study.finish(broken[0].name, succeeded(broken[0], result(success=False, code="AUTH_FAILED"), at=at(1)))
+    study.finish(broken[0].name, succeeded(broken[0], result(success=False, code="INVALID_REQUEST"), at=at(1)))
     still = study.step(at(1))  # 1 of 10 failed: 9/10 can still make 0.9
     assert still.status["state"] == "executing"
-    study.finish(broken[1].name, succeeded(broken[1], result(success=False, code="AUTH_FAILED"), at=at(2)))
+    study.finish(broken[1].name, succeeded(broken[1], result(success=False, code="INVALID_REQUEST"), at=at(2)))
     live = sorted(j.name for j in study.jobs.values())
     decision = study.step(at(3))
     assert decision.status["state"] == "failed"

@@ -169,20 +169,41 @@ def test_a_paused_study_is_still_watched_and_can_become_at_risk() -> None:
     assert decision.status["parallelism"] == 2  # nothing can start: nothing to raise
 
 
-def test_at_the_deadline_a_study_meeting_its_thresholds_completes_and_stops_the_rest() -> None:
+def test_at_the_deadline_a_study_meeting_its_thresholds_skips_the_cells_not_started_and_completes() -> None:
     study = Study(deadline_spec(queries=4, parallelism=4, threshold=0.5, optional=("anthropic-api",)))
     study.step()
     finish_all(study, 600)
-    study.step(at(600))  # the 4 openai cells completed: openai meets 0.5; the anthropic cells start
+    study.step(at(600))  # 4 of the 8 openai cells completed: openai meets 0.5; 4 more start
     in_flight = [j.name for j in study.running_jobs()]
-    assert in_flight
-    decision = study.step(at(4 * H))
+    assert len(in_flight) == 4
+    at_deadline = study.step(at(4 * H))
+    # Those in flight finish and are recorded; the 8 not started are skipped, never silently pending.
+    assert at_deadline.status["state"] == "executing"
+    assert at_deadline.create == [] and at_deadline.delete == []
+    progress = at_deadline.status["progress"]
+    assert (progress["skippedCells"], progress["pendingCells"], progress["executingCells"]) == (8, 0, 4)
+    assert progress["bySurface"]["anthropic-api"]["skipped"] == 8
+    finish_all(study, 4 * H + 30)
+    decision = study.step(at(4 * H + 40))
     assert decision.status["state"] == "complete"
     assert sorted(decision.delete) == sorted(in_flight)
-    assert decision.status["progress"]["executingCells"] == 0
-    assert "deadline" in decision.status["message"] and decision.create == []
+    assert decision.status["progress"]["completedCells"] == 8 and decision.status["progress"]["skippedCells"] == 8
+    assert "8 cells skipped" in decision.status["message"] and decision.create == []
     assert events_of(decision) == ["study.completed"]
     assert study.condition("AtRisk")["status"] == "False"
+
+
+def test_skipped_cells_run_after_all_when_the_deadline_moves_later() -> None:
+    study = Study(deadline_spec(queries=4, parallelism=4, threshold=0.5, optional=("anthropic-api",)))
+    study.step()
+    finish_all(study, 600)
+    study.step(at(600))
+    assert study.step(at(4 * H)).status["progress"]["skippedCells"] == 8
+    study.spec["manifest"]["deadline"] = "2030-01-02T16:00:00Z"
+    finish_all(study, 4 * H + 30)
+    moved = study.step(at(4 * H + 40))
+    assert moved.status["state"] == "executing" and moved.status["progress"]["skippedCells"] == 0
+    assert len(moved.create) == 4  # the slots freed go to the cells skipped before
 
 
 def test_at_the_deadline_below_threshold_the_study_waits_for_a_person_by_default() -> None:

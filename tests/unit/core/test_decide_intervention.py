@@ -89,7 +89,7 @@ def test_failures_not_listed_in_the_policy_neither_count_nor_reset() -> None:
 
 
 def test_the_count_and_the_failures_that_count_are_configurable() -> None:
-    study = failing_study(policy={"consecutiveFailuresForIntervention": 2, "interventionFailures": ["TIMEOUT"]})
+    study = failing_study(consecutive_failure_limit=2, policy={"interventionFailures": ["TIMEOUT"]})
     finish(study, "openai-api", CAPTCHA, 5, count=3)
     assert study.step(at(5)).status["state"] == "executing"
     finish(study, "openai-api", TIMEOUT, 6, count=2)
@@ -169,12 +169,13 @@ def test_a_second_surface_failing_is_added_and_announced_once() -> None:
     assert decision.create == []
 
 
-def test_a_surface_with_nothing_left_to_run_is_not_blocked() -> None:
-    # 1 query: openai-api has a single cell; AUTH_FAILED fails it for good, nothing left to block.
-    study = failing_study(queries=1, threshold=0.0, policy={"consecutiveFailuresForIntervention": 1})
+def test_a_surface_with_nothing_left_to_run_is_not_blocked_by_failures_in_a_row() -> None:
+    # 1 query: openai-api has a single cell; at threshold 0 its blocked cell puts nothing at risk.
+    study = failing_study(queries=1, threshold=0.0, consecutive_failure_limit=1)
     finish(study, "openai-api", result(success=False, code="AUTH_FAILED"), 5)
     decision = study.step(at(5))
     assert decision.status["state"] == "executing" and decision.status["consecutiveFailures"] == {"openai-api": 1}
+    assert decision.status["progress"]["bySurface"]["openai-api"]["blocked"] == 1
 
 
 def test_a_waiting_study_with_a_deadline_writes_a_valid_study_status() -> None:
@@ -183,3 +184,56 @@ def test_a_waiting_study_with_a_deadline_writes_a_valid_study_status() -> None:
     status = study.step(at(5)).status
     assert "intervention" in status and "deadline" in status and "consecutiveFailures" in status
     assert StudyStatus.model_validate(status).model_dump(mode="json", exclude_none=True) == status
+
+
+def test_a_fixable_failure_that_puts_the_threshold_at_risk_asks_a_person_instead_of_failing() -> None:
+    # 10 cells of openai-api at 0.95: one AUTH_FAILED cell leaves at most 9/10 - fail-early would fail it.
+    study = Study(make_spec(queries=10, surfaces=("openai-api",), locations=("us-nyc",), threshold=0.95,
+                            parallelism=4))  # fmt: skip
+    first = study.step().create
+    study.finish(first[0].name, succeeded(first[0], result(success=False, code="AUTH_FAILED"), at=at(1)))
+    asked = study.step(at(2))
+    assert asked.status["state"] == "human_intervention_required"
+    assert asked.status["intervention"]["blockedSurfaces"] == ["openai-api"]
+    assert "AUTH_FAILED" in asked.status["message"] and "interventionAck" in asked.status["message"]
+    assert asked.status["progress"]["bySurface"]["openai-api"]["blocked"] == 1
+    assert asked.create == [] and asked.delete == [first[0].name]  # the others in flight finish
+    for job in first[1:]:
+        study.finish(job.name, succeeded(job, result(success=False, code="AUTH_FAILED"), at=at(3)))
+    still = study.step(at(4))
+    assert still.status["state"] == "human_intervention_required" and still.create == []
+    assert still.status["progress"]["bySurface"]["openai-api"]["blocked"] == 4
+
+    study.spec["interventionAck"] = "rotated the key"
+    resumed = study.step(at(60))
+    assert resumed.status["state"] == "executing"
+    assert "reopening 4 blocked cells" in next(
+        e.message for e in resumed.events if e.reason == "InterventionAcknowledged"
+    )
+    # Fresh budgets, new attempt numbers: no Job name is used twice.
+    assert sorted((job.cell.index, job.attempt) for job in resumed.create) == [(0, 2), (1, 2), (2, 2), (3, 2)]
+    for tick in range(61, 80):
+        for observed in study.running_jobs():
+            study.finish(observed.name, succeeded(observed, at=at(tick)))
+        if study.step(at(tick)).status["state"] == "complete":
+            break
+    assert study.state == "complete"
+    assert study.status is not None and study.status["progress"]["completedCells"] == 10
+
+
+def test_a_reopened_cell_gets_a_fresh_budget_of_attempts() -> None:
+    study = Study(make_spec(queries=1, surfaces=("openai-api",), locations=("us-nyc",), threshold=1.0,
+                            max_retries=2))  # fmt: skip
+    [job] = study.step().create
+    study.finish(job.name, succeeded(job, result(success=False, code="QUOTA_EXCEEDED"), at=at(1)))
+    assert study.step(at(2)).status["state"] == "human_intervention_required"
+    study.spec["interventionAck"] = "raised the quota"
+    [again] = study.step(at(10)).create
+    assert again.attempt == 2
+    study.finish(again.name, succeeded(again, TIMEOUT, at=at(11)))
+    study.step(at(11))  # attempt 2 is the first of its fresh budget of 2: it retries
+    [third] = study.step(at(30)).create
+    assert third.attempt == 3
+    study.finish(third.name, succeeded(third, TIMEOUT, at=at(31)))
+    decision = study.step(at(32))
+    assert decision.status["state"] == "failed"  # out of its fresh budget, below threshold 1

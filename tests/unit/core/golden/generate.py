@@ -11,7 +11,8 @@ given to `decide()` (the status as stored before the step, the Jobs as observed)
 decided. A value repeated from the step before is written as a stand-in, and a decided status as
 a merge patch over the status given to `decide()` (test_golden.py expands both). `pacing.json`
 holds, for some of those steps, the status last written and what the pacing rule says of the
-step's decision. The fixtures were first written from the decider of commit 3fdebb8.
+step's decision. The fixtures were first written from the decider of commit 3fdebb8, and
+rewritten for issue 14 (every cell runs, skipped and blocked cells, consecutiveFailureLimit).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ H = 3600.0
 CAPTCHA = result(success=False, code="CAPTCHA")
 TIMEOUT = result(success=False, code="TIMEOUT")
 AUTH_FAILED = result(success=False, code="AUTH_FAILED")
+INVALID_REQUEST = result(success=False, code="INVALID_REQUEST")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -208,7 +210,7 @@ def cell_failed_for_good(r: Recorder) -> None:
     spec = make_spec(queries=2, surfaces=("openai-api",), max_retries=2, threshold=0.25, min_length=500, parallelism=4)
     study = Study(spec)
     auth, short, late, fine = r.step(study, "four cells start", T0).create
-    study.finish(auth.name, succeeded(auth, AUTH_FAILED, at=at(1)))
+    study.finish(auth.name, succeeded(auth, INVALID_REQUEST, at=at(1)))
     study.finish(short.name, succeeded(short, result(length=120), at=at(1)))
     study.finish(late.name, failed(late, reason="DeadlineExceeded", at=at(1)))
     study.finish(fine.name, succeeded(fine, at=at(1)))
@@ -226,12 +228,31 @@ def fail_early(r: Recorder) -> None:
     study = Study(spec)
     jobs = r.step(study, "20 cells, 4 start; maxRetriesPerCell 1 warns", T0).create
     broken = [j for j in jobs if j.cell.surface.value == "grok"]
-    study.finish(broken[0].name, succeeded(broken[0], AUTH_FAILED, at=at(1)))
+    study.finish(broken[0].name, succeeded(broken[0], INVALID_REQUEST, at=at(1)))
     r.step(study, "one grok cell failed for good: 9 of 10 can still make 0.9", at(1))
-    study.finish(broken[1].name, succeeded(broken[1], AUTH_FAILED, at=at(2)))
+    study.finish(broken[1].name, succeeded(broken[1], INVALID_REQUEST, at=at(2)))
     r.step(study, "a second one failed: grok cannot reach 0.9, the study fails and every Job goes", at(3))
     leftover = running(jobs[0])
     r.step(study, "a failed study records nothing more and deletes a leftover Job", at(4), jobs=[leftover])
+
+
+def blocked_then_reopened(r: Recorder) -> None:
+    """Failures a person can fix that would fail the study ask for a person; the ack reopens those cells."""
+    spec = make_spec(queries=10, surfaces=("openai-api", "grok"), locations=("us-nyc",), threshold=0.9, parallelism=4)
+    study = Study(spec)
+    jobs = r.step(study, "20 cells, 4 start", T0).create
+    broken = [j for j in jobs if j.cell.surface.value == "grok"]
+    study.finish(broken[0].name, succeeded(broken[0], AUTH_FAILED, at=at(1)))
+    r.step(study, "one grok cell blocked (AUTH_FAILED): 9 of 10 can still make 0.9", at(1))
+    study.finish(broken[1].name, succeeded(broken[1], AUTH_FAILED, at=at(2)))
+    r.step(study, "a second one: grok reaches 0.9 only if a person fixes it, so a person is asked", at(3))
+    for job in study.running_jobs():
+        study.finish(job.name, succeeded(job, at=at(30)))
+    r.step(study, "openai-api goes on meanwhile; no grok cell starts", at(31))
+    for job in study.running_jobs():
+        study.finish(job.name, succeeded(job, at=at(59)))
+    study.spec["interventionAck"] = "rotated the grok key"
+    r.step(study, "the acknowledgement reopens both cells with fresh budgets: they start as attempt 2", at(60))
 
 
 def cancel(r: Recorder) -> None:
@@ -319,8 +340,7 @@ def deadline_missed_fail(r: Recorder) -> None:
 
 def intervention_then_ack(r: Recorder) -> None:
     """A required surface failing again and again is blocked until spec.interventionAck changes."""
-    spec = make_spec(queries=3, locations=("us-nyc",), parallelism=3)
-    spec["policy"] = {"consecutiveFailuresForIntervention": 2}
+    spec = make_spec(queries=3, locations=("us-nyc",), parallelism=3, consecutive_failure_limit=2)
     study = Study(spec)
     r.step(study, "6 cells, 3 start", T0)
     for job in running_of(study, "openai-api"):
@@ -416,6 +436,7 @@ SCENARIOS: dict[str, Callable[[Recorder], None]] = {
     "completions_and_retries": completions_and_retries,
     "cell_failed_for_good": cell_failed_for_good,
     "fail_early": fail_early,
+    "blocked_then_reopened": blocked_then_reopened,
     "cancel": cancel,
     "optional_surface": optional_surface,
     "deadline_at_risk_escalation": deadline_at_risk_escalation,
