@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -216,6 +218,26 @@ def kwok_stage(
         cluster.kubectl("delete", "stage", name, "--wait=false", check=False)
 
 
+def succeeding_pod_template(message: Mapping[str, Any] | None = None) -> str:
+    """A Stage statusTemplate that ends the executor container as succeeded, with `message` (a good result)."""
+    text = json.dumps(json.dumps(message or GOOD_RESULT))
+    return (
+        "phase: Succeeded\n"
+        "containerStatuses:\n"
+        "{{ range .spec.containers }}\n"
+        "- name: {{ .name | Quote }}\n"
+        "  image: {{ .image | Quote }}\n"
+        "  ready: false\n"
+        "  restartCount: 0\n"
+        "  state:\n"
+        "    terminated:\n"
+        "      exitCode: 0\n"
+        "      reason: Completed\n"
+        f"      message: {text}\n"
+        "{{ end }}\n"
+    )
+
+
 def failing_pod_template(message: Mapping[str, Any] | None = None, exit_code: int = 1) -> str:
     """A Stage statusTemplate that ends the executor container as failed, with `message`."""
     text = json.dumps(json.dumps(message)) if message is not None else '""'
@@ -283,3 +305,19 @@ def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         for index, item in enumerate(value):
             found += paths(item, (*prefix, index))
     return found
+
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def kubectl_study(cluster: Cluster, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """`kubectl study ...`: kubectl runs the `kubectl-study` that the package installs into the venv."""
+    assert (VENV_BIN / "kubectl-study").exists(), "pip install -e . installs the plugin's entry point"
+    environment = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(
+        ["kubectl", "study", *args, f"--kubeconfig={cluster.kubeconfig}"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout_s,
+    )

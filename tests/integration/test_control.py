@@ -14,7 +14,16 @@ import pytest
 from kubernetes import client
 
 from bench.operator_process import OperatorProcess
-from tests.support import Cluster, Studies, WebhookReceiver, eventually, kwok_stage, study
+from tests.support import (
+    Cluster,
+    Studies,
+    WebhookReceiver,
+    eventually,
+    kubectl_study,
+    kwok_stage,
+    study,
+    succeeding_pod_template,
+)
 
 
 @pytest.fixture
@@ -57,11 +66,6 @@ def stray_attempt_job(study_name: str) -> client.V1Job:
             ),
         ),
     )
-
-
-def slow_pods_template() -> str:
-    """A Stage template that leaves selected pods running (kwok's default would end them)."""
-    return "phase: Running\n"
 
 
 def test_pausing_stops_new_jobs_and_resuming_finishes_the_study(
@@ -210,32 +214,48 @@ def test_study_with_no_progress_near_its_deadline_is_flagged(
     studies.patch_spec("stuck", {"cancel": {"reason": "test over"}})
 
 
-def test_at_the_deadline_a_study_whose_required_surfaces_are_done_completes_and_stops_optional_cells(
+def test_at_the_deadline_with_thresholds_met_open_cells_are_skipped_and_those_in_flight_finish(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     studies = Studies(cluster, namespace)
-    with kwok_stage(cluster, namespace, {"bentham.io/surface": "grok"}, slow_pods_template(), delay="600s"):
+    # One slot: the two required cells run first, then grok's first cell runs for 20 s; the
+    # deadline falls while it runs, with openai-api done and grok's second cell never started.
+    with kwok_stage(cluster, namespace, {"bentham.io/surface": "grok"}, succeeding_pod_template(), delay="20s"):
         studies.create(
             study(
                 "optional-slow",
                 required=("openai-api",),
                 optional=("grok",),
-                queries=1,
-                parallelism=4,
-                deadline=in_seconds(25),
+                queries=2,
+                locations=("us-nyc",),
+                parallelism=1,
+                deadline=in_seconds(12),
             )
         )
-        eventually(
-            lambda: studies.status("optional-slow").get("progress", {}).get("completedCells") == 2,
-            what="the required cells",
+        at_deadline = eventually(
+            lambda: (s := studies.status("optional-slow")).get("progress", {}).get("skippedCells") and s,
+            timeout_s=60,
+            what="the open optional cell to be skipped at the deadline",
         )
-        assert studies.status("optional-slow")["state"] == "executing"  # an optional cell is still in flight
+        progress = at_deadline["progress"]
+        assert at_deadline["state"] == "executing", at_deadline.get("message")  # the cell in flight finishes
+        assert (progress["completedCells"], progress["executingCells"], progress["skippedCells"]) == (2, 1, 1)
+        assert progress["pendingCells"] == 0 and progress["bySurface"]["grok"]["skipped"] == 1
+        listed = cluster.kubectl("get", "studies", "-n", namespace, "optional-slow").stdout
+        assert "SKIPPED" in listed.splitlines()[0] and listed.splitlines()[1].split()[4] == "1", listed
 
-        status = studies.wait_for_state(
-            "optional-slow", "complete", "failed", "human_intervention_required", timeout_s=90
-        )
-    assert status["state"] == "complete"
-    eventually(lambda: not studies.jobs("optional-slow"), what="the optional Jobs to stop")
+        status = studies.wait_for_state("optional-slow", "complete", "failed", timeout_s=90)
+    assert status["state"] == "complete", status.get("message")
+    progress = status["progress"]
+    assert (progress["completedCells"], progress["skippedCells"], progress["totalCells"]) == (3, 1, 4)
+    assert "1 cells skipped" in status["message"]
+    shown = kubectl_study(cluster, "status", "optional-slow", "-n", namespace)
+    assert shown.returncode == 0, shown.stderr
+    assert "3/4 completed (75%), 0 failed, 0 running, 0 pending, 1 skipped" in shown.stdout
+    grok = next(line for line in shown.stdout.splitlines() if line.startswith("grok"))
+    assert grok.split()[-3:] == ["0", "1", "2"]  # pending, skipped, total
+    cells = kubectl_study(cluster, "cells", "optional-slow", "-n", namespace, "--state", "skipped")
+    assert cells.returncode == 0 and "q1-grok-us-nyc" in cells.stdout, cells.stdout + cells.stderr
 
 
 @pytest.mark.parametrize(

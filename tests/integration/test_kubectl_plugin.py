@@ -2,29 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from bench.operator_process import OperatorProcess
 from tests.shipping import touch_namespace
-from tests.support import Cluster, Studies, failing_pod_template, kwok_stage, study
-
-VENV_BIN = Path(sys.executable).parent
-
-
-def kubectl_study(cluster: Cluster, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    """`kubectl study ...`: kubectl runs the `kubectl-study` that the package installs into the venv."""
-    assert (VENV_BIN / "kubectl-study").exists(), "pip install -e . installs the plugin's entry point"
-    environment = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(
-        ["kubectl", "study", *args, f"--kubeconfig={cluster.kubeconfig}"],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=timeout_s,
-    )
+from tests.support import Cluster, Studies, failing_pod_template, kubectl_study, kwok_stage, study
 
 
 def line_starting(text: str, prefix: str) -> list[str]:
@@ -59,10 +39,11 @@ def test_plugin_watches_a_study_to_completion_then_shows_its_progress_and_cells(
         "0",
         "0",
         "0",
+        "0",
         "4",
     ]
     assert line_starting(shown.stdout, "grok")[:2] == ["grok", "*"]
-    assert line_starting(shown.stdout, "us-nyc")[-5:] == ["4", "0", "0", "0", "4"]
+    assert line_starting(shown.stdout, "us-nyc")[-6:] == ["4", "0", "0", "0", "0", "4"]
     assert "Conditions: " in shown.stdout and "Complete (" in shown.stdout
 
     cells = kubectl_study(cluster, "cells", "followed", "-n", namespace, "--surface", "grok", "--location", "uk-lon")
@@ -93,7 +74,7 @@ def test_plugin_shows_why_a_study_failed_and_which_cells_failed(
     assert "Conditions: " in shown.stdout and "Failed (RequiredSurfaceUnreachable)" in shown.stdout
     grok = line_starting(shown.stdout, "grok")
     assert grok[:2] == ["grok", "*"]
-    assert int(grok[-5]) == 0 and int(grok[-4]) >= 1, grok  # DONE 0, FAILED at least one
+    assert int(grok[-6]) == 0 and int(grok[-5]) >= 1, grok  # DONE 0, FAILED at least one
     assert "x" in grok[2], "the bar shows the failed cells"
 
     failed = kubectl_study(cluster, "cells", "doomed", "-n", namespace, "--state", "failed")

@@ -42,8 +42,10 @@ def test_tiny_study_completes_with_exact_progress(cluster: Cluster, operator: Op
             "total": 4,
             "completed": 4,
             "failed": 0,
+            "blocked": 0,
             "executing": 0,
             "pending": 0,
+            "skipped": 0,
             "required": True,
         }
     for location in ("us-nyc", "uk-lon"):
@@ -51,8 +53,10 @@ def test_tiny_study_completes_with_exact_progress(cluster: Cluster, operator: Op
             "total": 4,
             "completed": 4,
             "failed": 0,
+            "blocked": 0,
             "executing": 0,
             "pending": 0,
+            "skipped": 0,
         }
     # Each Job goes once its outcome is in the status, which is written first.
     eventually(lambda: not studies.jobs("tiny-study"), what="the finished Jobs to be deleted")

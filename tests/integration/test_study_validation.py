@@ -115,12 +115,13 @@ def test_examples_apply_and_list_with_the_printer_columns(study_crd: Any, namesp
     table = study_crd.kubectl("get", "studies", "-n", namespace).stdout.splitlines()
     wide = study_crd.kubectl("get", "studies", "-n", namespace, "-o", "wide").stdout.splitlines()
 
-    assert table[0].split() == ["NAME", "STATE", "PROGRESS", "PERCENT", "AT-RISK", "DEADLINE", "AGE"]
+    assert table[0].split() == ["NAME", "STATE", "PROGRESS", "PERCENT", "SKIPPED", "AT-RISK", "DEADLINE", "AGE"]
     assert wide[0].split() == [
         "NAME",
         "STATE",
         "PROGRESS",
         "PERCENT",
+        "SKIPPED",
         "AT-RISK",
         "DEADLINE",
         "AGE",

@@ -224,4 +224,20 @@ SPEC_RULES: tuple[Rule[StudySpec], ...] = (
         cel="!has(oldSelf.cancel) || has(self.cancel)",
         holds=None,
     ),
+    *(
+        Rule(
+            field=f".manifest.{part}",
+            message=(
+                f"manifest.{part}: the cell matrix is fixed once the Study exists: {what} cannot change; "
+                "create a new Study for a different matrix"
+            ),
+            cel=f"self.manifest.{part}.map(x, x.{key}) == oldSelf.manifest.{part}.map(x, x.{key})",
+            holds=None,
+        )
+        for part, key, what in (
+            ("surfaces", "id", "the surface ids and their order"),
+            ("locations", "id", "the location ids and their order"),
+            ("queries", "text", "the query texts and their order"),
+        )
+    ),
 )

@@ -156,6 +156,15 @@ class Checkpoint(StatusModel):
     inFlight: list[str] = Field(default_factory=list, description="Jobs of attempts in flight.")
 
 
+class MatrixFingerprint(StatusModel):
+    """The cell matrix the study started with (docs/lifecycle.md, "Editing a study")."""
+
+    queries: str = Field(description="SHA-256 of the query texts, in order.")
+    surfaces: str = Field(description="SHA-256 of the surface ids, in order.")
+    locations: str = Field(description="SHA-256 of the location ids, in order.")
+    cells: int = Field(description="queries x surfaces x locations.")
+
+
 class StudyStatus(StatusModel):
     """What the operator observed and decided."""
 
@@ -168,6 +177,9 @@ class StudyStatus(StatusModel):
     progress: Progress | None = Field(default=None, description="Cell counts, overall and per slice.")
     deadline: DeadlineStatus | None = Field(default=None, description="Deadline tracking.")
     checkpoint: Checkpoint | None = Field(default=None, description="The crash-recovery checkpoint.")
+    matrix: MatrixFingerprint | None = Field(
+        default=None, description="The cell matrix the study started with: its results are recorded against it."
+    )
     parallelism: int | None = Field(
         default=None, description="Cells allowed in flight now (may be raised when at risk)."
     )

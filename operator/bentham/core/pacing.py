@@ -15,7 +15,7 @@ after it is written, so a crash meanwhile leaves them to be judged again from th
 written; Jobs started meanwhile are adopted from their labels (`outcomes.record_outcomes`).
 
 Everything else is written at once: a new state, condition, intervention, parallelism, deadline
-verdict or spec generation, any failed cell, and anything that is announced (an Event other than
+verdict or spec generation, any failed or skipped cell, and anything that is announced (an Event other than
 a summary of completed cells, or a notification), since nothing is announced before the status
 that records it is written.
 """
@@ -68,7 +68,7 @@ def write_at_once(written: StudyStatus | None, decision: Decision) -> bool:
 def _essentials(status: StudyStatus | None) -> tuple[object, ...]:
     """What a status says besides its counts, its checkpoint and its rates."""
     if status is None:
-        return (None,) * 14
+        return (None,) * 15
     deadline = status.deadline
     return (
         status.state,
@@ -85,4 +85,5 @@ def _essentials(status: StudyStatus | None) -> tuple[object, ...]:
         deadline.missed if deadline is not None else None,
         deadline.escalationStage if deadline is not None else None,
         status.progress.failedCells if status.progress is not None else None,
+        status.progress.skippedCells if status.progress is not None else None,
     )

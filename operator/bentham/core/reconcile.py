@@ -10,7 +10,8 @@ It is a pipeline of small steps, each in the module named for its concern, read 
 
 1. read the status; a terminal study only has its leftover Jobs deleted;
 2. validate the spec: a new study that is invalid fails, a running one is held (`spec_hold`);
-3. read the checkpoint (`checkpoint`), or reuse the records the last decision derived;
+3. read the checkpoint (`checkpoint`), or reuse the records the last decision derived; a spec
+   whose cell matrix is not the one the study started with holds it too (`matrix`);
 4. record the finished attempts (`outcomes`), announcing them (`cell_events`, `notifications`);
 5. cancel; take a person's acknowledgement, reopening blocked cells (`intervention`);
 6. fail early when a required surface can no longer reach its threshold (`coverage`), then
@@ -73,6 +74,7 @@ from bentham.core.intervention import (
 )
 from bentham.core.jobs import attempt_job
 from bentham.core.lifecycle import Lifecycle, tally
+from bentham.core.matrix import MATRIX_CHANGED, changed_parts, describe_change, fingerprint_of
 from bentham.core.notifications import StudyIdentity, cell_failed_notes
 from bentham.core.ordering import open_start_order
 from bentham.core.outcomes import record_outcomes, running_without_job
@@ -138,6 +140,17 @@ def decide(
         problem = "Invalid spec: " + "; ".join(validation.errors)
         return end_early(life, Pass(study, previous, generation, now), StudyState.FAILED, validation.reason, problem,
                          every_job)  # fmt: skip
+    manifest = validation.spec.manifest
+    try:
+        stored = records_of(previous.checkpoint, derived)
+    except CheckpointUnreadable as error:
+        problem = f"The checkpoint cannot be read: {error}"
+        return end_early(life, Pass(study, previous, generation, now), StudyState.FAILED, "CheckpointUnreadable",
+                         problem, every_job)  # fmt: skip
+    matrix = fingerprint_of(manifest)
+    if changed := changed_parts(previous.matrix, matrix, len(stored) if stored is not None else None):
+        # Never recorded against other cells: held, the Jobs in flight left alone, until it is put back.
+        return hold(Invalid([describe_change(changed)], reason=MATRIX_CHANGED), previous, generation, now)
     previous, released = release(previous, generation, now)
     life.announce([released] if released else [])
     new_warnings = [w for w in validation.warnings if w not in previous.warnings]
@@ -145,21 +158,12 @@ def decide(
         life.announce([StudyEvent("Warning", "SpecWarnings", "; ".join(new_warnings))])
 
     this = Pass(study, previous, generation, now)
-    manifest = validation.spec.manifest
-    try:
-        stored = records_of(previous.checkpoint, derived)
-    except CheckpointUnreadable as error:
-        problem = f"The checkpoint cannot be read: {error}"
-        return end_early(life, this, StudyState.FAILED, "CheckpointUnreadable", problem, every_job)
-    if stored is not None and len(stored) != manifest.cell_count:
-        problem = f"The manifest now has {manifest.cell_count} cells but the study started with {len(stored)}"
-        return end_early(life, this, StudyState.FAILED, "ManifestChanged", problem, every_job)
 
     life.queue(
         f"Queued: {len(manifest.queries)} queries x {len(manifest.surfaces)} surfaces x "
         f"{len(manifest.locations)} locations = {manifest.cell_count} cells"
     )
-    given = Given(this, validation.spec, validation.warnings, stored, watched_of(manifest, previous))
+    given = Given(this, validation.spec, validation.warnings, stored, watched_of(manifest, previous), matrix)
     return _advance(life, given, created_at, jobs, every_job)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bentham.api.manifest import Manifest
-from bentham.api.status import Condition, DeadlineStatus, Intervention, StudyStatus
+from bentham.api.status import Condition, DeadlineStatus, Intervention, MatrixFingerprint, StudyStatus
 from bentham.core.checkpoint import CellRecord, write_checkpoint
 from bentham.core.conditions import AT_RISK, clip, condition_of, conditions_for, with_condition
 from bentham.core.lifecycle import Lifecycle, state_message
@@ -25,6 +25,8 @@ class RecordedCells:
     records: Sequence[CellRecord]
     stored: Sequence[CellRecord] | None
     in_flight_jobs: list[str]
+    matrix: MatrixFingerprint
+    """The cell matrix the records are about."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,9 @@ def compose_status(
     """
     assert life.state is not None
     tracking = tracking if tracking is not None else carried_tracking(previous)
-    progress, checkpoint = previous.progress, previous.checkpoint
+    progress, checkpoint, matrix = previous.progress, previous.checkpoint, previous.matrix
     if cells is not None:
+        matrix = cells.matrix
         progress = progress_of(cells.manifest, cells.records)
         checkpoint = write_checkpoint(
             cells.records,
@@ -123,6 +126,7 @@ def compose_status(
         progress=progress,
         deadline=deadline,
         checkpoint=checkpoint,
+        matrix=matrix,
         parallelism=tracking.parallelism,
         parallelismChangedAt=tracking.parallelism_changed_at,
         runningSeconds=running.seconds,

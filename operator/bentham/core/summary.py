@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bentham.api.spec import StudySpec
-from bentham.api.status import StudyState, StudyStatus
+from bentham.api.status import MatrixFingerprint, StudyState, StudyStatus
 from bentham.core.checkpoint import CellRecord, CellState, Derived, as_checkpointed
 from bentham.core.deadline_watch import DeadlineWatch, Watched, requeue_after, shown_deadline
 from bentham.core.decision import Decision, JobToCreate
@@ -44,6 +44,8 @@ class Given:
     stored: list[CellRecord] | None
     """The records the checkpoint holds; None before the first."""
     watched: Watched
+    matrix: MatrixFingerprint
+    """The spec's cell matrix, the one the study started with."""
 
 
 def summarise(
@@ -84,7 +86,7 @@ def summarise(
         previous=this.previous,
         generation=this.generation,
         now=this.now,
-        cells=RecordedCells(manifest, records, given.stored, in_flight),
+        cells=RecordedCells(manifest, records, given.stored, in_flight, given.matrix),
         warnings=given.warnings,
         tracking=dataclasses.replace(tracking, deadline=shown.fresh, at_risk=shown.condition, message=message),
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
+import pytest
 from core_builders import Study, at, failed, make_spec, result, running, succeeded
 
 from bentham.api.spec import StudySpec
@@ -221,12 +224,57 @@ def test_corrupt_checkpoint_fails_the_study_instead_of_rerunning_it() -> None:
     assert study.jobs == {}
 
 
-def test_a_manifest_that_changes_its_cells_mid_study_fails_it() -> None:
+@pytest.mark.parametrize(
+    ("edit", "part"),
+    [
+        (lambda m: m["queries"].append({"text": "one more"}), "manifest.queries"),
+        (lambda m: m["queries"][0].update(text="Which grinder?"), "manifest.queries"),
+        (lambda m: m["surfaces"].reverse(), "manifest.surfaces"),
+        (lambda m: m["locations"].reverse(), "manifest.locations"),
+    ],
+)
+def test_a_changed_cell_matrix_holds_the_study_and_records_nothing_until_it_is_put_back(
+    edit: Callable[[dict[str, Any]], None], part: str
+) -> None:
+    study = Study(make_spec(queries=2, surfaces=("openai-api", "grok"), optional=("grok",)))
+    first = study.step()
+    started = copy.deepcopy(study.spec["manifest"])
+    recorded = study.status["checkpoint"] if study.status else None
+    edit(study.spec["manifest"])
+    for job in first.create:
+        study.finish(job.name, succeeded(job, at=at(1)))
+    held = study.step(at(2))
+    assert held.status["state"] == "executing"
+    assert study.condition("SpecValid")["status"] == "False"
+    assert study.condition("SpecValid")["reason"] == "MatrixChanged"
+    assert part in held.status["message"] and "create a new Study" in held.status["message"]
+    assert held.status["checkpoint"] == recorded and held.create == [] and held.delete == []
+    assert [e.reason for e in held.events] == ["SpecInvalid"]
+    study.spec["manifest"] = started
+    back = study.step(at(3))
+    assert study.condition("SpecValid")["status"] == "True"
+    assert back.status["progress"]["completedCells"] == len(first.create)
+
+
+def test_a_study_started_before_fingerprints_is_judged_by_its_cell_count() -> None:
     study = Study(make_spec(queries=2))
     study.step()
+    assert study.status is not None
+    del study.status["matrix"]
     study.spec["manifest"]["queries"].append({"text": "one more"})
-    decision = study.step(at(1))
-    assert decision.status["state"] == "failed" and study.condition("Failed")["reason"] == "ManifestChanged"
+    study.step(at(1))
+    assert study.condition("SpecValid")["reason"] == "MatrixChanged"
+
+
+def test_other_fields_may_change_mid_study() -> None:
+    study = Study(make_spec(queries=2))
+    study.step()
+    study.spec["manifest"]["completionCriteria"]["requiredSurfaces"]["coverageThreshold"] = 0.5
+    study.spec["manifest"]["qualityGates"]["minResponseLength"] = 10
+    study.spec["manifest"]["name"] = "Renamed"
+    study.spec["executor"]["parallelism"] = 3
+    status = study.step(at(1)).status
+    assert status["state"] == "executing" and not any(c["type"] == "SpecValid" for c in status["conditions"])
 
 
 def test_spec_generation_is_observed() -> None:

@@ -391,14 +391,14 @@ def unreadable_status(r: Recorder) -> None:
 
 
 def unreadable_checkpoint(r: Recorder) -> None:
-    """A checkpoint that cannot be read, or no longer fits the manifest, fails the study rather than rerun it."""
+    """A checkpoint that cannot be read fails the study rather than rerun it; one for another matrix holds it."""
     study = Study(make_spec(queries=1, parallelism=2))
     r.step(study, "two cells start", T0)
     grown = copy.deepcopy(study.spec)
     grown["manifest"]["queries"].append({"text": "one more"})
     r.step(
         Study(grown, generation=2, status=study.status, jobs=dict(study.jobs)),
-        "had the manifest grown a query, its checkpoint would not fit: the study would fail",
+        "had the manifest grown a query, its checkpoint would not fit: the study would be held (MatrixChanged)",
         at(1),
         applied=False,
     )
