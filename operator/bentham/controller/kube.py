@@ -22,7 +22,7 @@ from bentham.api.names import GROUP, KIND, PLURAL, VERSION
 from bentham.api.status import StudyStatus
 from bentham.controller.metrics import Metrics
 from bentham.controller.observe import JOB_NAME_LABEL
-from bentham.core.jobs import LABEL_ATTEMPT, LABEL_STUDY
+from bentham.core.jobs import LABEL_ATTEMPT, LABEL_STUDY_UID
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ API_THREADS = 32
 
 @dataclass(frozen=True)
 class StudyRef:
+    """One study: a name in a namespace, and the uid that makes it this study and no later one of that name."""
+
     namespace: str
     name: str
     uid: str
@@ -83,19 +85,21 @@ class KubeClient:
             self._metrics.cells_retried.inc()
         return True
 
-    async def finished_pods(self, namespace: str, study_label: str, job_names: list[str]) -> list[dict[str, Any]]:
+    async def finished_pods(self, namespace: str, study_uid: str, job_names: list[str]) -> list[dict[str, Any]]:
         """The ended pods (phase Succeeded or Failed) of the study's Jobs `job_names`, as the API server sent them.
 
-        One list per call, selected on the server (the Job controller labels each pod with its
-        Job's name), left undecoded but for JSON: the caller wants only each executor
-        container's termination message, and no pod it has read before.
+        One list per call, selected on the server: the Job controller labels each pod with its
+        Job's name, and the pod template carries the study's uid label, so a pod of another study
+        of the same name (an earlier one, deleted with its Jobs orphaned) is never listed. Left
+        undecoded but for JSON: the caller wants only each executor container's termination
+        message, and no pod it has read before.
         """
         if not job_names:
             return []
         response = await asyncio.to_thread(
             self._core.list_namespaced_pod,
             namespace,
-            label_selector=f"{LABEL_STUDY}={study_label},{JOB_NAME_LABEL} in ({','.join(job_names)})",
+            label_selector=f"{LABEL_STUDY_UID}={study_uid},{JOB_NAME_LABEL} in ({','.join(job_names)})",
             field_selector="status.phase!=Pending,status.phase!=Running",
             _preload_content=False,
         )
