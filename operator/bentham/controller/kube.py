@@ -121,8 +121,14 @@ class KubeClient:
 
         A JSON patch `add /status` replaces the status wholesale, so a cell that left a map (a
         retry that is no longer waiting) really leaves it, which a merge patch cannot express.
+        Its `test` of the uid makes the write this study's only: once the study is deleted and
+        another is created under its name, the patch fails instead of writing the newcomer's
+        status (the status subresource ignores a uid in the patch itself).
         """
-        patch = [{"op": "add", "path": "/status", "value": status.as_stored()}]
+        patch = [
+            {"op": "test", "path": "/metadata/uid", "value": study.uid},
+            {"op": "add", "path": "/status", "value": status.as_stored()},
+        ]
         try:
             await asyncio.to_thread(
                 _unread,
@@ -139,9 +145,31 @@ class KubeClient:
         except ApiException as error:
             if error.status == 404:
                 return False
+            # A failed `test` and an invalid status both answer 422; only the first means the study is gone.
+            if error.status == 422 and await self.current_uid(study) != study.uid:
+                return False
             raise
         self._metrics.status_writes.inc()
         return True
+
+    async def current_uid(self, study: StudyRef) -> str | None:
+        """The uid of the Study now named as `study` is, or None when there is none.
+
+        A list selecting the one name, not a get: the operator's RBAC lets it list and watch
+        Studies, and read no more of them.
+        """
+        found = await asyncio.to_thread(
+            self._custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            study.namespace,
+            PLURAL,
+            field_selector=f"metadata.name={study.name}",
+        )
+        for item in found.get("items") or []:
+            uid = (item.get("metadata") or {}).get("uid")
+            return str(uid) if uid else None
+        return None
 
     async def post_event(self, study: StudyRef, type_: str, reason: str, message: str) -> None:
         """Posts a core/v1 Event on the Study; losing an Event never stops the study."""

@@ -9,8 +9,9 @@ Jobs, post Events, queue notifications. Which status is fresher, what to hold ba
 merge are the core's to say; the worker only remembers what the plan tells it to keep.
 
 A Study is its uid, not its name (docs/architecture.md). A worker belongs to one uid: it reads
-only the Jobs and pods labelled with that uid. A study deleted and created again under the same
-name gets a new worker, which inherits nothing from the old one.
+only the Jobs and pods labelled with that uid, writes the status only while the Study of its name
+still has that uid, and stops for good once it finds its study gone. A study deleted and created
+again under the same name gets a new worker, which inherits nothing from the old one.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class StudyWorker:
         self._wake = asyncio.Event()
         self._requeue_after: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self.gone = False  # the study of this uid no longer exists: the worker does nothing more
 
     def see(self, body: Mapping[str, Any]) -> None:
         """Takes the latest Study object from the watch and wakes the worker."""
@@ -115,7 +117,7 @@ class StudyWorker:
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self.gone:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._requeue_after)
             if self._stored_status() is not None:  # a new study's first pass has no burst to wait for
@@ -132,6 +134,7 @@ class StudyWorker:
                 failures += 1
                 log.exception("reconcile of %s failed; retrying in %.0fs", self._describe(), delay)
                 self._requeue_after = delay
+        log.info("%s is gone; its worker stops", self._describe())
 
     def _describe(self) -> str:
         namespace, uid = self.key
@@ -204,7 +207,8 @@ class StudyWorker:
         """
         if plan.write is not None:
             if not await self._kube.replace_status(study, plan.write):
-                return  # the study is gone
+                self.gone = True  # for good: a uid never comes back, and a new study of the name is not ours
+                return
             self._written, self._written_at = plan.write, time.monotonic()
             self._metrics.cells_completed.inc(plan.newly_completed)
             self._metrics.cells_failed.inc(plan.newly_failed)
@@ -291,7 +295,7 @@ class Workers:
             await self.forget(key)
 
     def gauges(self) -> list[StudyGauges]:
-        return [worker.gauges() for worker in list(self._workers.values())]
+        return [worker.gauges() for worker in list(self._workers.values()) if not worker.gone]
 
     def __len__(self) -> int:
         return len(self._workers)

@@ -158,7 +158,7 @@ def test_the_job_index_keys_jobs_by_the_uid_label_and_wakes_only_that_uids_worke
     asyncio.run(scenario())
 
 
-def test_each_worker_counts_only_its_uids_jobs() -> None:
+def test_each_worker_counts_only_its_uids_jobs_and_a_gone_one_counts_nothing() -> None:
     index = {
         (NAMESPACE, OLD): [sighting("again-0ldh4-c0-a1", 0), sighting("again-0ldh4-c1-a1", 1)],
         (NAMESPACE, NEW): [sighting("again-n3wh4-c0-a1", 0)],
@@ -169,6 +169,11 @@ def test_each_worker_counts_only_its_uids_jobs() -> None:
         await event(memo, "ADDED", OLD)
         await event(memo, "ADDED", NEW)
         assert sorted(g.live_jobs for g in memo.workers.gauges()) == [1, 2]
+
+        old = worker_of(memo, OLD)
+        assert old is not None
+        old.gone = True  # as when its status write finds the name taken by the new uid
+        assert [g.live_jobs for g in memo.workers.gauges()] == [1]
         await memo.workers.stop_all()
 
     asyncio.run(scenario())
