@@ -28,7 +28,7 @@ from bentham.controller.storage import keep_nothing
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.controller.workers import StudyKey, Workers
 from bentham.core.decision import ObservedJob
-from bentham.core.jobs import LABEL_STUDY, label_value
+from bentham.core.jobs import LABEL_STUDY_UID
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +67,20 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.webhooks.stop()
 
 
-@kopf.index("batch", "v1", "jobs", labels={LABEL_STUDY: kopf.PRESENT})
+@kopf.index("batch", "v1", "jobs", labels={LABEL_STUDY_UID: kopf.PRESENT})
 async def study_jobs(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> dict[StudyKey, ObservedJob] | None:
-    """Each study's Jobs, as small sightings; a sighting that changed wakes the study's worker.
+    """Each study's Jobs, as small sightings, by the study's uid; a sighting that changed wakes the study's worker.
+
+    Keyed by the uid label, not the name: the Jobs of a deleted study (orphaned, or not yet
+    collected) never count for a new study of the same name. A Job without the uid label is
+    not indexed at all.
 
     The wake-up lives here, not in an on.event handler of its own, so that kopf runs one
     handler per Job event, not two (a study's worker reads the index only after its batch window).
     """
-    key = (namespace or "", labels[LABEL_STUDY])
+    key = (namespace or "", labels[LABEL_STUDY_UID])
     sighting = job_sighting(body)
     if sighting is None:
         return None
@@ -85,16 +89,16 @@ async def study_jobs(
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def study_event(
-    type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **indexes: Any
-) -> None:
+async def study_event(type: str, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **indexes: Any) -> None:
     workers: Workers = memo.workers
     if workers.jobs is None:
         study_jobs: kopf.Index[StudyKey, ObservedJob] = indexes["study_jobs"]
         # kopf's indexes are live mappings: hand it to the workers once, read it forever.
         workers.jobs = lambda key: study_jobs.get(key, ())
-    # Keyed as the Jobs' study label is, so a Job event finds its study's worker.
-    key = (namespace or "", label_value(name))
+    # Keyed by uid, as the Job index is, so a Job event finds its study's worker. kopf handles each
+    # uid's events in a stream of its own, so an old uid's DELETED may come after a new uid's
+    # first event under the same name: it stops the old uid's worker only.
+    key = (namespace or "", body.metadata.uid)
     if type == "DELETED":
         await workers.forget(key)
     else:

@@ -22,7 +22,7 @@ from bentham.api.names import GROUP, KIND, PLURAL, VERSION
 from bentham.api.status import StudyStatus
 from bentham.controller.metrics import Metrics
 from bentham.controller.observe import JOB_NAME_LABEL
-from bentham.core.jobs import LABEL_ATTEMPT, LABEL_STUDY
+from bentham.core.jobs import LABEL_ATTEMPT, LABEL_STUDY_UID
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ API_THREADS = 32
 
 @dataclass(frozen=True)
 class StudyRef:
+    """One study: a name in a namespace, and the uid that makes it this study and no later one of that name."""
+
     namespace: str
     name: str
     uid: str
@@ -83,19 +85,21 @@ class KubeClient:
             self._metrics.cells_retried.inc()
         return True
 
-    async def finished_pods(self, namespace: str, study_label: str, job_names: list[str]) -> list[dict[str, Any]]:
+    async def finished_pods(self, namespace: str, study_uid: str, job_names: list[str]) -> list[dict[str, Any]]:
         """The ended pods (phase Succeeded or Failed) of the study's Jobs `job_names`, as the API server sent them.
 
-        One list per call, selected on the server (the Job controller labels each pod with its
-        Job's name), left undecoded but for JSON: the caller wants only each executor
-        container's termination message, and no pod it has read before.
+        One list per call, selected on the server: the Job controller labels each pod with its
+        Job's name, and the pod template carries the study's uid label, so a pod of another study
+        of the same name (an earlier one, deleted with its Jobs orphaned) is never listed. Left
+        undecoded but for JSON: the caller wants only each executor container's termination
+        message, and no pod it has read before.
         """
         if not job_names:
             return []
         response = await asyncio.to_thread(
             self._core.list_namespaced_pod,
             namespace,
-            label_selector=f"{LABEL_STUDY}={study_label},{JOB_NAME_LABEL} in ({','.join(job_names)})",
+            label_selector=f"{LABEL_STUDY_UID}={study_uid},{JOB_NAME_LABEL} in ({','.join(job_names)})",
             field_selector="status.phase!=Pending,status.phase!=Running",
             _preload_content=False,
         )
@@ -117,8 +121,14 @@ class KubeClient:
 
         A JSON patch `add /status` replaces the status wholesale, so a cell that left a map (a
         retry that is no longer waiting) really leaves it, which a merge patch cannot express.
+        Its `test` of the uid makes the write this study's only: once the study is deleted and
+        another is created under its name, the patch fails instead of writing the newcomer's
+        status (the status subresource ignores a uid in the patch itself).
         """
-        patch = [{"op": "add", "path": "/status", "value": status.as_stored()}]
+        patch = [
+            {"op": "test", "path": "/metadata/uid", "value": study.uid},
+            {"op": "add", "path": "/status", "value": status.as_stored()},
+        ]
         try:
             await asyncio.to_thread(
                 _unread,
@@ -135,9 +145,31 @@ class KubeClient:
         except ApiException as error:
             if error.status == 404:
                 return False
+            # A failed `test` and an invalid status both answer 422; only the first means the study is gone.
+            if error.status == 422 and await self.current_uid(study) != study.uid:
+                return False
             raise
         self._metrics.status_writes.inc()
         return True
+
+    async def current_uid(self, study: StudyRef) -> str | None:
+        """The uid of the Study now named as `study` is, or None when there is none.
+
+        A list selecting the one name, not a get: the operator's RBAC lets it list and watch
+        Studies, and read no more of them.
+        """
+        found = await asyncio.to_thread(
+            self._custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            study.namespace,
+            PLURAL,
+            field_selector=f"metadata.name={study.name}",
+        )
+        for item in found.get("items") or []:
+            uid = (item.get("metadata") or {}).get("uid")
+            return str(uid) if uid else None
+        return None
 
     async def post_event(self, study: StudyRef, type_: str, reason: str, message: str) -> None:
         """Posts a core/v1 Event on the Study; losing an Event never stops the study."""

@@ -7,6 +7,11 @@ the core for a decision and a write plan (`core.write_plan`), and carries the pl
 straight line: write the status, delete the Jobs whose outcomes it now holds, create the next
 Jobs, post Events, queue notifications. Which status is fresher, what to hold back and what to
 merge are the core's to say; the worker only remembers what the plan tells it to keep.
+
+A Study is its uid, not its name (docs/architecture.md). A worker belongs to one uid: it reads
+only the Jobs and pods labelled with that uid, writes the status only while the Study of its name
+still has that uid, and stops for good once it finds its study gone. A study deleted and created
+again under the same name gets a new worker, which inherits nothing from the old one.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from bentham.core import (
 
 log = logging.getLogger(__name__)
 
-StudyKey = tuple[str, str]  # (namespace, the study's name as its Jobs' `bentham.io/study` label)
+StudyKey = tuple[str, str]  # (namespace, the study's uid as its Jobs' `bentham.io/study-uid` label)
 JobSource = Callable[[StudyKey], Iterable[ObservedJob]]
 """A study's Jobs as kopf's index holds them."""
 
@@ -81,6 +86,7 @@ class StudyWorker:
         self._wake = asyncio.Event()
         self._requeue_after: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self.gone = False  # the study of this uid no longer exists: the worker does nothing more
 
     def see(self, body: Mapping[str, Any]) -> None:
         """Takes the latest Study object from the watch and wakes the worker."""
@@ -101,7 +107,7 @@ class StudyWorker:
             self.wake()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"study:{self.key[0]}/{self.key[1]}")
+        self._task = asyncio.create_task(self._run(), name=f"study:{self.key[0]}/uid={self.key[1]}")
 
     async def stop(self) -> None:
         if self._task:
@@ -111,7 +117,7 @@ class StudyWorker:
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self.gone:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._requeue_after)
             if self._stored_status() is not None:  # a new study's first pass has no burst to wait for
@@ -126,8 +132,13 @@ class StudyWorker:
             except Exception:  # the loop must survive anything one reconcile meets
                 delay = ERROR_BACKOFF_S[min(failures, len(ERROR_BACKOFF_S) - 1)]
                 failures += 1
-                log.exception("reconcile of %s/%s failed; retrying in %.0fs", *self.key, delay)
+                log.exception("reconcile of %s failed; retrying in %.0fs", self._describe(), delay)
                 self._requeue_after = delay
+        log.info("%s is gone; its worker stops", self._describe())
+
+    def _describe(self) -> str:
+        namespace, uid = self.key
+        return f"study {namespace}/{(self._body.get('metadata') or {}).get('name')} (uid {uid})"
 
     def _stored_status(self) -> Mapping[str, Any] | StudyStatus | None:
         """The study's status as the API server has it: our last write, or the watch's if newer."""
@@ -139,7 +150,7 @@ class StudyWorker:
         metadata = body.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
             return  # the garbage collector is removing the study and everything it owns
-        study = StudyRef(namespace=self.key[0], name=str(metadata.get("name")), uid=str(metadata.get("uid")))
+        study = StudyRef(namespace=self.key[0], name=str(metadata.get("name")), uid=self.key[1])
         jobs = list(self._jobs(self.key))
         await self._read_messages(study.namespace, jobs)
         now = datetime.now(UTC)
@@ -170,7 +181,7 @@ class StudyWorker:
             self._requeue_after = min(self._requeue_after or POD_RECHECK_S, POD_RECHECK_S)
 
     async def _read_messages(self, namespace: str, jobs: list[ObservedJob]) -> None:
-        """Learns the termination messages of finished Jobs' pods, listing only the ended pods it lacks.
+        """Learns the termination messages of finished Jobs' pods, listing only this uid's ended pods it lacks.
 
         An ended pod's message never changes, so each is read once and kept while its Job exists.
         """
@@ -196,7 +207,8 @@ class StudyWorker:
         """
         if plan.write is not None:
             if not await self._kube.replace_status(study, plan.write):
-                return  # the study is gone
+                self.gone = True  # for good: a uid never comes back, and a new study of the name is not ours
+                return
             self._written, self._written_at = plan.write, time.monotonic()
             self._metrics.cells_completed.inc(plan.newly_completed)
             self._metrics.cells_failed.inc(plan.newly_failed)
@@ -251,6 +263,7 @@ class Workers:
         self.jobs: JobSource | None = None
 
     def see(self, key: StudyKey, body: Mapping[str, Any]) -> None:
+        """Hands the Study of this uid to its worker, started on first sight."""
         worker = self._workers.get(key)
         if worker is None:
             assert self.jobs is not None, "the Job index is handed over before the first study is seen"
@@ -272,6 +285,7 @@ class Workers:
             worker.saw_job(sighting)
 
     async def forget(self, key: StudyKey) -> None:
+        """Stops the worker of this uid, and no other: a study of the same name with a new uid keeps its own."""
         worker = self._workers.pop(key, None)
         if worker is not None:
             await worker.stop()
@@ -281,7 +295,7 @@ class Workers:
             await self.forget(key)
 
     def gauges(self) -> list[StudyGauges]:
-        return [worker.gauges() for worker in list(self._workers.values())]
+        return [worker.gauges() for worker in list(self._workers.values()) if not worker.gone]
 
     def __len__(self) -> int:
         return len(self._workers)
