@@ -51,9 +51,14 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in status.get("conditions", []) if c["type"] == kind)
 
 
-def stray_attempt_job(study_name: str) -> client.V1Job:
+def stray_attempt_job(study_name: str, study_uid: str) -> client.V1Job:
     """A Job labelled as an attempt of the study that the operator never started: a cancelled study removes it."""
-    labels = {"bentham.io/study": study_name, "bentham.io/cell-index": "0", "bentham.io/attempt": "99"}
+    labels = {
+        "bentham.io/study": study_name,
+        "bentham.io/study-uid": study_uid,
+        "bentham.io/cell-index": "0",
+        "bentham.io/attempt": "99",
+    }
     return client.V1Job(
         metadata=client.V1ObjectMeta(name=f"{study_name}-stray", labels=labels),
         spec=client.V1JobSpec(
@@ -148,7 +153,8 @@ def test_cancel_leaves_no_job_behind_and_keeps_the_record(
     assert status["checkpoint"]["cells"]
     # A Job claiming to be an attempt of the study wakes it; removing it shows a pass after the cancel has run.
     # Passes of a study run one at a time, so every earlier one has finished whatever it was going to do.
-    studies.batch.create_namespaced_job(namespace, stray_attempt_job("doomed"))
+    uid = studies.get("doomed")["metadata"]["uid"]
+    studies.batch.create_namespaced_job(namespace, stray_attempt_job("doomed", uid))
     eventually(lambda: not studies.jobs("doomed"), what="the operator to remove a Job that turned up after the cancel")
     assert studies.status("doomed")["state"] == "cancelled"
     assert not studies.jobs("doomed")
