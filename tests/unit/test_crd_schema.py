@@ -126,6 +126,10 @@ class Walk:
         if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
             expected["type"] = "object"
             description = description or docstring(annotation)
+            # A model that keeps unknown keys (extra="allow") says so in its own schema extra.
+            model_extra = annotation.model_config.get("json_schema_extra")
+            if isinstance(model_extra, dict) and annotation.model_config.get("extra") == "allow":
+                expected |= {k: v for k, v in model_extra.items() if k.startswith("x-kubernetes-")}
             self.model(annotation, node, path, in_spec=in_spec)
         elif inspect.isclass(annotation) and issubclass(annotation, Enum):
             values = [member.value for member in annotation]

@@ -80,6 +80,12 @@ def manifest_warnings(manifest: Manifest, *, now: datetime) -> list[str]:
     if manifest.cell_count > CELL_COUNT_WARNING:
         warnings.append(f"manifest: {manifest.cell_count} cells is more than {CELL_COUNT_WARNING:,}")
     warnings.extend(_required_flag_disagreements(manifest))
+    warnings.extend(
+        f"manifest.locations[{position}].sessionDuration: {location.sessionDuration} minutes but requireSticky "
+        "is false, so the exit IP may change within the session"
+        for position, location in enumerate(manifest.locations)
+        if location.sessionDuration and not location.requireSticky
+    )
     if manifest.completionCriteria.maxRetriesPerCell == 1:
         warnings.append("manifest.completionCriteria.maxRetriesPerCell: 1 means one attempt per cell and no retry")
     if (

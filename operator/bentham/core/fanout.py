@@ -7,14 +7,38 @@ keeps the number of cells waiting to retry (and so the checkpoint) small.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bentham.api.spec import Executor
+from bentham.api.manifest import Manifest
+from bentham.api.spec import Executor, StudySpec
+from bentham.core.cells import surface_position
 from bentham.core.checkpoint import CellRecord, CellState
 from bentham.core.decision import JobToCreate
 from bentham.core.ordering import StartOrder
+
+
+def in_flight_limit(spec: StudySpec, parallelism: int) -> int:
+    """Cells allowed in flight: `parallelism`, and at most execution.maxConcurrency when written.
+
+    With execution.maxConcurrency written and spec.executor.parallelism not, maxConcurrency is
+    the parallelism.
+    """
+    execution = spec.manifest.execution
+    ceiling = execution.maxConcurrency if execution is not None else None
+    if ceiling is None:
+        return parallelism
+    return min(parallelism, ceiling) if "parallelism" in spec.executor.model_fields_set else ceiling
+
+
+def per_surface_limit(manifest: Manifest) -> PerSurface | None:
+    """execution.concurrencyPerSurface, when written."""
+    execution = manifest.execution
+    if execution is None or execution.concurrencyPerSurface is None:
+        return None
+    return PerSurface(execution.concurrencyPerSurface, lambda index: surface_position(manifest, index))
 
 
 def effective_parallelism(executor: Executor, current: int | None) -> int:
@@ -34,16 +58,41 @@ def in_flight(records: Sequence[CellRecord]) -> int:
     return sum(1 for record in records if record.state is CellState.RUNNING)
 
 
-def cells_to_start(records: Sequence[CellRecord], order: StartOrder, *, capacity: int, now: datetime) -> list[int]:
+@dataclass(frozen=True)
+class PerSurface:
+    """execution.concurrencyPerSurface: at most `limit` cells of one surface in flight."""
+
+    limit: int
+    surface_of: Callable[[int], int]
+    """The surface (its position) of a cell index."""
+
+
+def cells_to_start(
+    records: Sequence[CellRecord],
+    order: StartOrder,
+    *,
+    capacity: int,
+    now: datetime,
+    per_surface: PerSurface | None = None,
+) -> list[int]:
     """Up to `capacity` cells to start now, in the order they should start."""
     chosen: list[int] = []
+    busy: Counter[int] = Counter()
+    if per_surface is not None:
+        busy.update(per_surface.surface_of(i) for i, record in enumerate(records) if record.state is CellState.RUNNING)
     for group in (order.required, order.optional):
         for wanted in (_retry_due, _never_started):
             for index in group:
                 if len(chosen) >= capacity:
                     return chosen
-                if wanted(records[index], now):
-                    chosen.append(index)
+                if not wanted(records[index], now):
+                    continue
+                if per_surface is not None:
+                    surface = per_surface.surface_of(index)
+                    if busy[surface] >= per_surface.limit:
+                        continue
+                    busy[surface] += 1
+                chosen.append(index)
     return chosen
 
 
@@ -64,11 +113,13 @@ def start_cells(
     parallelism: int,
     job_of: Callable[[int, int], JobToCreate],
     now: datetime,
+    per_surface: PerSurface | None = None,
 ) -> Started:
     """Fills the free slots in `order`: each chosen cell's next attempt runs, as `job_of(cell, attempt)`."""
     updated = list(records)
     jobs = []
-    for index in cells_to_start(updated, order, capacity=parallelism - in_flight(updated), now=now):
+    capacity = parallelism - in_flight(updated)
+    for index in cells_to_start(updated, order, capacity=capacity, now=now, per_surface=per_surface):
         updated[index] = updated[index].moved(CellState.RUNNING, attempts=updated[index].attempts + 1)
         jobs.append(job_of(index, updated[index].attempts))
     upcoming = next_retry(updated, now=now)

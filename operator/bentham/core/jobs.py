@@ -12,10 +12,11 @@ they come after `executor.env` and replace any variable of the same name there.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
-from bentham.api.manifest import SurfaceOptions
+from bentham.api.manifest import Manifest, SurfaceOptions
 from bentham.api.names import API_VERSION, KIND
 from bentham.api.spec import StudySpec
 from bentham.core.cells import DNS_LABEL_MAX, Cell, cell_at, cell_key, short_hash
@@ -106,7 +107,7 @@ def build_job(
         },
         "spec": {
             "backoffLimit": 0,
-            "activeDeadlineSeconds": executor.attemptTimeoutSeconds,
+            "activeDeadlineSeconds": attempt_deadline_seconds(spec),
             "template": {"metadata": pod_metadata, "spec": pod_spec},
         },
     }
@@ -156,8 +157,51 @@ def _env(spec: StudySpec, *, cell: Cell, study_name: str, attempt: int) -> list[
     }
     if query.context is not None:
         ours["BENTHAM_QUERY_CONTEXT"] = query.context
+    if query.category is not None:
+        ours["BENTHAM_QUERY_CATEGORY"] = query.category
+    if query.tags is not None:
+        ours["BENTHAM_QUERY_TAGS"] = _json(list(query.tags))
+    if "sessionIsolation" in manifest.model_fields_set:
+        ours["BENTHAM_SESSION_ISOLATION"] = manifest.sessionIsolation.value
+    if manifest.legalHold or manifest.retentionDays is not None or manifest.preserveForever:
+        ours["BENTHAM_LEGAL_HOLD"] = str(manifest.legalHold).lower()
+        ours["BENTHAM_PRESERVE_FOREVER"] = str(manifest.preserveForever).lower()
+        if manifest.retentionDays is not None:
+            ours["BENTHAM_RETENTION_DAYS"] = str(manifest.retentionDays)
+    ours.update(_execution_env(manifest))
     theirs = [env.model_dump(mode="json", exclude_none=True) for env in spec.executor.env or [] if env.name not in ours]
     return theirs + [{"name": name, "value": value} for name, value in ours.items()]
+
+
+def _execution_env(manifest: Manifest) -> dict[str, str]:
+    """What happens inside one attempt, for the executor: only when the manifest has an execution block."""
+    execution = manifest.execution
+    if execution is None:
+        return {}
+    timeouts = execution.timeouts
+    env = {
+        "BENTHAM_QUERY_TIMEOUT_MS": str(timeouts.queryTimeoutMs),
+        "BENTHAM_CONNECTION_TIMEOUT_MS": str(timeouts.connectionTimeoutMs),
+    }
+    if timeouts.surfaceTimeoutMs is not None:
+        env["BENTHAM_SURFACE_TIMEOUT_MS"] = str(timeouts.surfaceTimeoutMs)
+    if execution.queryDelayMs is not None:
+        env["BENTHAM_QUERY_DELAY_MS"] = ",".join(map(str, execution.queryDelayMs))
+    return env
+
+
+def attempt_deadline_seconds(spec: StudySpec) -> int:
+    """The Job's activeDeadlineSeconds: the executor's attemptTimeoutSeconds, never shorter than one query may take.
+
+    One query may take its connection timeout, its delay and its query timeout (execution block).
+    """
+    execution = spec.manifest.execution
+    if execution is None:
+        return spec.executor.attemptTimeoutSeconds
+    timeouts = execution.timeouts
+    delay = max(execution.queryDelayMs or [0])
+    needed = math.ceil((timeouts.connectionTimeoutMs + delay + timeouts.queryTimeoutMs) / 1000)
+    return max(spec.executor.attemptTimeoutSeconds, needed)
 
 
 def _json(value: Any) -> str:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bentham.api.manifest import EvidenceLevel, QualityGates
+from bentham.api.manifest import EvidenceLevel, QualityGates, Retry, RetryConditions
 from bentham.core.checkpoint import MAX_ATTEMPTS, SETTLED_STATES, CellRecord, CellState
 from bentham.core.decision import ObservedJob
 from bentham.core.results import Verdict, judge_attempt
-from bentham.core.retries import may_retry, retry_at
+from bentham.core.retries import DEFAULT_RETRY, may_retry, retry_at
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,14 @@ def record_outcomes(
     max_attempts: int,
     waits_for_person: Callable[[int, Verdict], bool],
     now: datetime,
+    retry: Retry = DEFAULT_RETRY,
+    conditions: RetryConditions | None = None,
 ) -> Bookkeeping:
     """The records after taking every observed Job into account.
 
     `waits_for_person(cell, verdict)` says whether a cell failing for good with `verdict` is
-    blocked (a person may reopen it) rather than failed.
+    blocked (a person may reopen it) rather than failed. `retry` schedules the next attempt and
+    `conditions` (the manifest's written retryConditions) may stop a retry (`retries`).
     """
     updated = list(records)
     finished: list[str] = []
@@ -89,8 +92,10 @@ def record_outcomes(
         if verdict.passed:
             updated[job.cell_index] = record.moved(CellState.COMPLETED)
             outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "completed"))
-        elif may_retry(verdict, attempts=record.budget_used, max_attempts=max_attempts):
-            due = retry_at(job.finished_at or now, record.budget_used, study_uid=study_uid, cell_index=job.cell_index)
+        elif may_retry(verdict, attempts=record.budget_used, max_attempts=max_attempts, conditions=conditions):
+            due = retry_at(
+                job.finished_at or now, record.budget_used, study_uid=study_uid, cell_index=job.cell_index, policy=retry
+            )
             updated[job.cell_index] = record.moved(CellState.RETRY_WAIT, retry_at=due)
             outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "retrying"))
         else:

@@ -61,7 +61,14 @@ from bentham.core.deadline_watch import (
 )
 from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
 from bentham.core.escalation import adjust_parallelism
-from bentham.core.fanout import Started, effective_parallelism, in_flight, start_cells
+from bentham.core.fanout import (
+    Started,
+    effective_parallelism,
+    in_flight,
+    in_flight_limit,
+    per_surface_limit,
+    start_cells,
+)
 from bentham.core.intervention import (
     DEADLINE_MISSED,
     Asking,
@@ -79,6 +86,7 @@ from bentham.core.notifications import StudyIdentity, cell_failed_notes
 from bentham.core.ordering import open_start_order
 from bentham.core.outcomes import record_outcomes, running_without_job
 from bentham.core.progress import progress_of
+from bentham.core.retries import conditions_of, retry_policy
 from bentham.core.running_time import running_time_of
 from bentham.core.spec_hold import hold, release
 from bentham.core.states import is_terminal
@@ -173,7 +181,7 @@ def _advance(
     """Records the observed Jobs, then moves the study on as far as it can go now."""
     spec, manifest, policy, now = given.spec, given.spec.manifest, given.spec.policy, given.this.now
     study, previous = given.this.study, given.this.previous
-    max_attempts = manifest.completionCriteria.maxRetriesPerCell
+    max_attempts = manifest.max_attempts
     # A person's acknowledgement first: the Jobs of the cells it reopens then count as theirs.
     acknowledgement = take_acknowledgement(
         previous.intervention,
@@ -193,6 +201,8 @@ def _advance(
         max_attempts=max_attempts,
         waits_for_person=waits_for_person(manifest, policy),
         now=now,
+        retry=retry_policy(manifest),
+        conditions=conditions_of(manifest),
     )
     life.announce(cell_events(book.outcomes, manifest), cell_failed_notes(book.outcomes, manifest))
     records = book.records
@@ -306,5 +316,9 @@ def _complete_or_start(
             life.complete(f"Complete: {tally(progress)}")
         return Started(records, [], None)
     blocked = intervention.blockedSurfaces if intervention is not None else []
-    order = open_start_order(given.spec.manifest, blocked)
-    return start_cells(records, order, parallelism=parallelism, job_of=job_of, now=given.this.now)
+    manifest = given.spec.manifest
+    order = open_start_order(manifest, blocked, seed=given.this.study.uid)
+    return start_cells(
+        records, order, parallelism=in_flight_limit(given.spec, parallelism), job_of=job_of, now=given.this.now,
+        per_surface=per_surface_limit(manifest),
+    )  # fmt: skip

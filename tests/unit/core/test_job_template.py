@@ -114,8 +114,10 @@ def test_job_is_built_from_the_executor_template() -> None:
 def test_env_gives_the_cell_coordinates_and_options() -> None:
     raw = make_spec(evidence="full")
     raw["manifest"]["queries"][0]["context"] = "For a small cafe"
-    raw["manifest"]["surfaces"][1]["options"] = {"model": "claude-x", "captureHtml": True}
-    raw["manifest"]["locations"][1].update({"proxyType": "mobile", "country": "GB", "city": "London"})
+    raw["manifest"]["surfaces"][1]["options"] = {"model": "claude-x", "captureHtml": True, "temperature": 0.2}
+    raw["manifest"]["locations"][1].update(
+        {"proxyType": "mobile", "country": "GB", "city": "London", "name": "London", "proxyProvider": "oxylabs"}
+    )
     env = env_of(job_for(raw))
     assert env["BENTHAM_STUDY"] == "mystudy"
     assert env["BENTHAM_CELL"] == "q0-anthropic-api-uk-lon" and env["BENTHAM_CELL_INDEX"] == "3"
@@ -124,11 +126,14 @@ def test_env_gives_the_cell_coordinates_and_options() -> None:
     assert json.loads(env["BENTHAM_SURFACE_OPTIONS"]) == {
         "model": "claude-x",
         "captureHtml": True,
-        "captureScreenshot": False,
-        "captureSources": True,
+        "captureImages": False,
+        "captureScreenshots": False,
+        "temperature": 0.2,  # an option the operator does not know reaches the executor as written
     }
     assert json.loads(env["BENTHAM_LOCATION_OPTIONS"]) == {
+        "name": "London",
         "proxyType": "mobile",
+        "proxyProvider": "oxylabs",
         "requireSticky": False,
         "country": "GB",
         "city": "London",
@@ -153,3 +158,26 @@ def test_names_and_labels_fit_for_a_253_char_study_name() -> None:
     assert all(len(v) <= 63 for v in job["metadata"]["labels"].values())
     assert job["metadata"]["ownerReferences"][0]["name"] == name
     assert env_of(job)["BENTHAM_STUDY"] == name
+
+
+def test_an_execution_block_reaches_the_executor_and_the_jobs_deadline() -> None:
+    raw = make_spec()
+    raw["manifest"]["queries"][0].update({"category": "machines", "tags": ["coffee", ""]})
+    raw["manifest"]["execution"] = {
+        "timeouts": {"queryTimeoutMs": 300_000, "connectionTimeoutMs": 60_000, "surfaceTimeoutMs": 600_000},
+        "queryDelayMs": [500, 2_000],
+    }
+    raw["executor"]["attemptTimeoutSeconds"] = 60
+    job = job_for(raw)
+    env = env_of(job)
+    assert env["BENTHAM_QUERY_TIMEOUT_MS"] == "300000" and env["BENTHAM_CONNECTION_TIMEOUT_MS"] == "60000"
+    assert env["BENTHAM_SURFACE_TIMEOUT_MS"] == "600000" and env["BENTHAM_QUERY_DELAY_MS"] == "500,2000"
+    assert env["BENTHAM_QUERY_CATEGORY"] == "machines" and json.loads(env["BENTHAM_QUERY_TAGS"]) == ["coffee", ""]
+    # 60 s would stop an attempt before one query may end: 60 + 2 + 300 s.
+    assert job["spec"]["activeDeadlineSeconds"] == 362
+
+
+def test_a_manifest_without_an_execution_block_gets_no_execution_env() -> None:
+    job = job_for(make_spec())
+    assert not any(name.startswith(("BENTHAM_QUERY_TIMEOUT", "BENTHAM_QUERY_DELAY")) for name in env_of(job))
+    assert job["spec"]["activeDeadlineSeconds"] == 900

@@ -3,12 +3,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from core_builders import T0
+from core_builders import T0, make_spec
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bentham.api.manifest import BackoffStrategy, Retry, RetryConditions
+from bentham.api.spec import StudySpec
 from bentham.core.results import Verdict
-from bentham.core.retries import backoff_seconds, may_retry, retry_at
+from bentham.core.retries import backoff_seconds, conditions_of, may_retry, retry_at
 
 RETRYABLE = Verdict.failure("ExecutorError", "TIMEOUT")
 FINAL = Verdict.failure("ExecutorError", "AUTH_FAILED", retryable=False)
@@ -58,3 +60,48 @@ def test_non_retryable_failures_and_passes_are_never_retried() -> None:
 def test_attempts_are_numbered_from_one() -> None:
     with pytest.raises(ValueError, match="numbered from 1"):
         backoff_seconds(0, study_uid="uid", cell_index=0)
+
+
+def test_fixed_linear_and_exponential_backoff_follow_the_manifest() -> None:
+    fixed = Retry(backoffStrategy=BackoffStrategy.FIXED, initialDelayMs=2_000, jitter=False)
+    linear = Retry(backoffStrategy=BackoffStrategy.LINEAR, initialDelayMs=2_000, maxDelayMs=7_000, jitter=False)
+    steep = Retry(initialDelayMs=500, backoffMultiplier=3, maxDelayMs=10_000, jitter=False)
+
+    def delays(policy: Retry) -> list[float]:
+        return [backoff_seconds(n, study_uid="uid", cell_index=0, policy=policy) for n in range(1, 6)]
+
+    assert delays(fixed) == [2, 2, 2, 2, 2]
+    assert delays(linear) == [2, 4, 6, 7, 7]  # capped at maxDelayMs
+    assert delays(steep) == [0.5, 1.5, 4.5, 10, 10]
+
+
+def test_without_jitter_every_cell_waits_the_same() -> None:
+    policy = Retry(jitter=False)
+    assert {backoff_seconds(3, study_uid="uid", cell_index=cell, policy=policy) for cell in range(50)} == {4}
+
+
+def test_written_retry_conditions_stop_the_retries_they_name() -> None:
+    conditions = RetryConditions(onTimeout=False, onCaptchaRequired=True)
+    timeout = Verdict.failure("ExecutorError", "took too long", code="TIMEOUT")
+    killed = Verdict.failure("DeadlineExceeded", "the Job ran out of time")
+    captcha = Verdict.failure("ExecutorError", "a CAPTCHA", code="CAPTCHA")
+    short = Verdict.failure("ResponseTooShort", "12 characters")
+    assert not may_retry(timeout, attempts=1, max_attempts=3, conditions=conditions)
+    assert not may_retry(killed, attempts=1, max_attempts=3, conditions=conditions)
+    assert may_retry(captcha, attempts=1, max_attempts=3, conditions=conditions)
+    assert may_retry(short, attempts=1, max_attempts=3, conditions=conditions)
+    assert not may_retry(short, attempts=1, max_attempts=3, conditions=RetryConditions(onInvalidResponse=False))
+    # Without a written execution.retry no condition applies: a CAPTCHA is retried as before.
+    assert may_retry(captcha, attempts=1, max_attempts=3)
+
+
+def test_execution_retry_max_retries_decides_the_attempts_when_written() -> None:
+    raw = make_spec(max_retries=5)
+    assert StudySpec.model_validate(raw).manifest.max_attempts == 5
+    raw["manifest"]["execution"] = {"retry": {"maxRetries": 0}}
+    assert StudySpec.model_validate(raw).manifest.max_attempts == 1
+    raw["manifest"]["execution"] = {"retry": {"backoffStrategy": "linear"}}
+    manifest = StudySpec.model_validate(raw).manifest
+    assert manifest.max_attempts == 5 and conditions_of(manifest) == RetryConditions()
+    raw["manifest"]["execution"] = {"maxConcurrency": 4}
+    assert conditions_of(StudySpec.model_validate(raw).manifest) is None

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
-from core_builders import manifest
+from core_builders import T0, make_spec, manifest
 
+from bentham.api.manifest import Manifest
+from bentham.api.spec import StudySpec
 from bentham.core.cells import cell_at
+from bentham.core.checkpoint import PENDING, CellRecord, CellState
+from bentham.core.fanout import cells_to_start, in_flight_limit, per_surface_limit
 from bentham.core.ordering import start_order
 
 
@@ -69,3 +74,53 @@ def test_every_surface_and_location_advances_at_the_same_pace() -> None:
         {c.surface for c in first}, 4
     )
     assert sorted(sum(c.location == loc for c in first) for loc in {c.location for c in first}) == [6, 6]
+
+
+def with_execution(**execution: object) -> Manifest:
+    raw = make_spec(queries=3, surfaces=("openai-api", "grok"), locations=("us-nyc", "uk-lon"))
+    raw["manifest"]["execution"] = execution
+    return StudySpec.model_validate(raw).manifest
+
+
+def test_surface_first_runs_one_surfaces_cells_before_the_next() -> None:
+    m = with_execution(executionOrder="surface-first")
+    surfaces = [cell_at(m, i).surface.value for i in start_order(m).required]
+    assert surfaces == ["openai-api"] * 6 + ["grok"] * 6
+
+
+def test_location_first_runs_one_locations_cells_before_the_next() -> None:
+    m = with_execution(executionOrder="location-first")
+    locations = [cell_at(m, i).location.value for i in start_order(m).required]
+    assert locations == ["us-nyc"] * 6 + ["uk-lon"] * 6
+
+
+def test_shuffled_queries_follow_the_study_uid_and_keep_every_cell() -> None:
+    m = with_execution(shuffleQueries=True)
+    first = start_order(m, "uid-a").required
+    assert start_order(m, "uid-a").required == first  # the same after a restart
+    assert sorted(first) == sorted(start_order(m).required)
+    orders = {tuple(cell_at(m, i).query_index for i in start_order(m, f"uid-{n}").required[::4]) for n in range(20)}
+    assert len(orders) > 1  # another study, another order
+
+
+def test_concurrency_per_surface_holds_each_surface_to_its_limit() -> None:
+    m = with_execution(concurrencyPerSurface=2)
+    limit = per_surface_limit(m)
+    assert limit is not None
+    records = [PENDING] * m.cell_count
+    chosen = cells_to_start(records, start_order(m), capacity=10, now=T0, per_surface=limit)
+    assert Counter(cell_at(m, i).surface.value for i in chosen) == {"openai-api": 2, "grok": 2}
+    records[chosen[0]] = CellRecord(CellState.RUNNING, 1)
+    more = cells_to_start(records, start_order(m), capacity=10, now=T0, per_surface=limit)
+    assert Counter(cell_at(m, i).surface.value for i in more)[cell_at(m, chosen[0]).surface.value] == 1
+
+
+def test_max_concurrency_caps_the_parallelism_and_stands_in_for_an_unset_one() -> None:
+    raw = make_spec(parallelism=10)
+    raw["manifest"]["execution"] = {"maxConcurrency": 4}
+    assert in_flight_limit(StudySpec.model_validate(raw), 10) == 4
+    raw["executor"]["parallelism"] = 2
+    assert in_flight_limit(StudySpec.model_validate(raw), 2) == 2
+    del raw["executor"]["parallelism"]
+    assert in_flight_limit(StudySpec.model_validate(raw), 10) == 4
+    assert in_flight_limit(StudySpec.model_validate(make_spec(parallelism=7)), 7) == 7
