@@ -220,29 +220,18 @@ def kwok_stage(
 
 def succeeding_pod_template(message: Mapping[str, Any] | None = None) -> str:
     """A Stage statusTemplate that ends the executor container as succeeded, with `message` (a good result)."""
-    text = json.dumps(json.dumps(message or GOOD_RESULT))
-    return (
-        "phase: Succeeded\n"
-        "containerStatuses:\n"
-        "{{ range .spec.containers }}\n"
-        "- name: {{ .name | Quote }}\n"
-        "  image: {{ .image | Quote }}\n"
-        "  ready: false\n"
-        "  restartCount: 0\n"
-        "  state:\n"
-        "    terminated:\n"
-        "      exitCode: 0\n"
-        "      reason: Completed\n"
-        f"      message: {text}\n"
-        "{{ end }}\n"
-    )
+    return _ended_pod_template("Succeeded", 0, "Completed", json.dumps(json.dumps(message or GOOD_RESULT)))
 
 
 def failing_pod_template(message: Mapping[str, Any] | None = None, exit_code: int = 1) -> str:
     """A Stage statusTemplate that ends the executor container as failed, with `message`."""
     text = json.dumps(json.dumps(message)) if message is not None else '""'
+    return _ended_pod_template("Failed", exit_code, "Error", text)
+
+
+def _ended_pod_template(phase: str, exit_code: int, reason: str, quoted_message: str) -> str:
     return (
-        "phase: Failed\n"
+        f"phase: {phase}\n"
         "containerStatuses:\n"
         "{{ range .spec.containers }}\n"
         "- name: {{ .name | Quote }}\n"
@@ -252,8 +241,8 @@ def failing_pod_template(message: Mapping[str, Any] | None = None, exit_code: in
         "  state:\n"
         "    terminated:\n"
         f"      exitCode: {exit_code}\n"
-        "      reason: Error\n"
-        f"      message: {text}\n"
+        f"      reason: {reason}\n"
+        f"      message: {quoted_message}\n"
         "{{ end }}\n"
     )
 
