@@ -89,6 +89,49 @@ class Progress(StatusModel):
     byLocation: dict[str, CellCounts] = Field(default_factory=dict, description="Counts per location id.")
 
 
+class SurfaceEstimate(StatusModel):
+    """One surface's share of the cost estimate."""
+
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The model priced: surfaces[].options.model, else the pricing table's default for the surface.",
+    )
+    listed: bool = Field(
+        default=True,
+        description="The pricing table lists this surface and model; when false it is priced at the unknown rate.",
+    )
+    perRequestUsd: float = Field(default=0.0, description="USD per request, before the adjustments.")
+    cells: int = Field(default=0, description="The surface's cells: queries x locations.")
+    minUsd: float = Field(default=0.0, description="The low end of the surface's estimate, adjusted, in USD.")
+    maxUsd: float = Field(default=0.0, description="The high end of the surface's estimate, adjusted, in USD.")
+
+
+class CostEstimate(StatusModel):
+    """What the study should cost, as the original's validator estimates it (docs/cost.md).
+
+    Computed once, when the operator first sees the study, from the manifest and the operator's
+    pricing table; later edits and table changes do not move it.
+    """
+
+    cells: int = Field(default=0, description="queries x surfaces x locations.")
+    minUsd: float = Field(default=0.0, description="The low end of the estimate, in USD.")
+    maxUsd: float = Field(default=0.0, description="The high end of the estimate, in USD.")
+    multiplier: float = Field(
+        default=1.0,
+        description="The adjustments applied: x1.2 with any mobile-proxy location, x1.1 with full evidence.",
+    )
+    bySurface: dict[str, SurfaceEstimate] = Field(default_factory=dict, description="The estimate per surface id.")
+
+
+class ActualCost(StatusModel):
+    """What the executors reported spending: the sum of every recorded attempt's costUsd (docs/cost.md)."""
+
+    totalUsd: float = Field(default=0.0, description="USD reported by every attempt so far, failed ones included.")
+    bySurface: dict[str, float] = Field(default_factory=dict, description="USD reported per surface id.")
+    attempts: int = Field(default=0, description="Attempts whose reported cost is counted; each counts once.")
+
+
 class DeadlineStatus(StatusModel):
     """Whether the study will make its deadline (docs/lifecycle.md, "Deadlines")."""
 
@@ -175,6 +218,12 @@ class StudyStatus(StatusModel):
         default_factory=list, description="Standard conditions: Ready, Complete, Failed, Paused, AtRisk, ..."
     )
     progress: Progress | None = Field(default=None, description="Cell counts, overall and per slice.")
+    estimate: CostEstimate | None = Field(
+        default=None, description="The estimated cost: cells, a USD range and a per-surface breakdown."
+    )
+    cost: ActualCost | None = Field(
+        default=None, description="The cost the executors reported (costUsd), once any did: total and per surface."
+    )
     deadline: DeadlineStatus | None = Field(default=None, description="Deadline tracking.")
     checkpoint: Checkpoint | None = Field(default=None, description="The crash-recovery checkpoint.")
     matrix: MatrixFingerprint | None = Field(

@@ -9,6 +9,11 @@ For each cell the observed Jobs are taken oldest attempt first, against the cell
 - any Job whose outcome the record already holds (an earlier attempt, a settled cell) is
   listed for deletion; deleting it after the status write loses nothing.
 
+Each finished attempt's outcome is recorded by exactly one decision: once the record moved on,
+a later sighting of its Job (another pass, a restart) is only listed for deletion. So whatever
+rides on an outcome, such as the cost its executor reported, counts exactly once if it goes into
+the same status as the record.
+
 A running attempt with no Job at all is the shell's to recreate, under the same name
 (`running_without_job`): it never counts as a new attempt.
 """
@@ -23,7 +28,7 @@ from typing import Literal
 from bentham.api.manifest import EvidenceLevel, QualityGates, Retry, RetryConditions
 from bentham.core.checkpoint import MAX_ATTEMPTS, SETTLED_STATES, CellRecord, CellState
 from bentham.core.decision import ObservedJob
-from bentham.core.results import Verdict, judge_attempt
+from bentham.core.results import Verdict, assess_attempt
 from bentham.core.retries import DEFAULT_RETRY, may_retry, retry_at
 
 
@@ -36,6 +41,8 @@ class CellOutcome:
     verdict: Verdict
     result: Literal["completed", "retrying", "failed"]
     """What the attempt meant; a blocked cell failed (until a person reopens it)."""
+    cost_usd: float | None = None
+    """What the executor reported the attempt cost (`costUsd`), if it did."""
 
 
 @dataclass(frozen=True)
@@ -81,27 +88,28 @@ def record_outcomes(
         updated[job.cell_index] = record
         if job.phase == "running":
             continue
-        verdict = judge_attempt(
+        assessment = assess_attempt(
             phase=job.phase,
             termination_message=job.termination_message,
             failure_reason=job.failure_reason,
             gates=gates,
             evidence_level=evidence_level,
         )
+        verdict, cost = assessment.verdict, assessment.cost_usd
         finished.append(job.name)
         if verdict.passed:
             updated[job.cell_index] = record.moved(CellState.COMPLETED)
-            outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "completed"))
+            outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "completed", cost))
         elif may_retry(verdict, attempts=record.budget_used, max_attempts=max_attempts, conditions=conditions):
             due = retry_at(
                 job.finished_at or now, record.budget_used, study_uid=study_uid, cell_index=job.cell_index, policy=retry
             )
             updated[job.cell_index] = record.moved(CellState.RETRY_WAIT, retry_at=due)
-            outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "retrying"))
+            outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "retrying", cost))
         else:
             settled = CellState.BLOCKED if waits_for_person(job.cell_index, verdict) else CellState.FAILED
             updated[job.cell_index] = record.moved(settled)
-            outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "failed"))
+            outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "failed", cost))
     return Bookkeeping(records=updated, finished_jobs=finished, outcomes=outcomes)
 
 

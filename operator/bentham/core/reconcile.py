@@ -39,6 +39,7 @@ from pydantic import ValidationError
 
 from bentham.api.status import Intervention, Progress, StudyState, StudyStatus
 from bentham.api.validation import Invalid, validate_spec
+from bentham.core.actual_cost import add_reported_costs
 from bentham.core.cell_events import cell_events
 from bentham.core.checkpoint import (
     CellRecord,
@@ -85,6 +86,7 @@ from bentham.core.matrix import MATRIX_CHANGED, changed_parts, describe_change, 
 from bentham.core.notifications import StudyIdentity, cell_failed_notes
 from bentham.core.ordering import open_start_order
 from bentham.core.outcomes import record_outcomes, running_without_job
+from bentham.core.pricing import PricingTable
 from bentham.core.progress import progress_of
 from bentham.core.retries import conditions_of, retry_policy
 from bentham.core.running_time import running_time_of
@@ -111,12 +113,14 @@ def decide(
     jobs: list[ObservedJob],
     now: datetime,
     derived: Derived | None = None,
+    pricing: PricingTable | None = None,
 ) -> Decision:
     """Everything that should happen next for the Study `namespace/name`.
 
     `spec` is the raw spec (a dict, as stored); `status` the last status, raw as stored or as
     this operator decided it (None for a new study); `jobs` every Job of this study that exists;
-    `now` the current time; `derived` what the last decision about this study left for this one.
+    `now` the current time; `derived` what the last decision about this study left for this one;
+    `pricing` the cost estimate's table (the built-in one when None).
     """
     now, created_at = as_utc(now), as_utc(created_at)  # A naive time from a test or a client is UTC.
     every_job = sorted({job.name for job in jobs})
@@ -171,7 +175,7 @@ def decide(
         f"Queued: {len(manifest.queries)} queries x {len(manifest.surfaces)} surfaces x "
         f"{len(manifest.locations)} locations = {manifest.cell_count} cells"
     )
-    given = Given(this, validation.spec, validation.warnings, stored, watched_of(manifest, previous), matrix)
+    given = Given(this, validation.spec, validation.warnings, stored, watched_of(manifest, previous), matrix, pricing)
     return _advance(life, given, created_at, jobs, every_job)
 
 
@@ -217,6 +221,7 @@ def _advance(
         intervention=intervention,
         parallelism=parallelism,
         parallelism_changed_at=previous.parallelismChangedAt,
+        cost=add_reported_costs(previous.cost, book.outcomes, manifest),
     )
 
     if spec.cancel is not None:

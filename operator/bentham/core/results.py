@@ -4,7 +4,7 @@ The executor writes its result as JSON to its termination message (`/dev/termina
 
     {"success": true, "responseLength": 1234, "isActualContent": true, "responseTimeMs": 5120,
      "error": {"code": "TIMEOUT", "message": "...", "retryable": true},
-     "evidence": [{"url": "s3://...", "sha256": "..."}]}
+     "evidence": [{"url": "s3://...", "sha256": "..."}], "costUsd": 0.0042}
 
 Only `success` is required; unknown fields are ignored, so executors may report more. Reading a
 result never raises: a missing, empty, non-JSON, wrong-shaped or oversized message is a failed
@@ -13,6 +13,9 @@ attempt (`MissingResult`, `MalformedResult`), retryable like any transient failu
 Quality-gate failures (too short, not actual content, missing evidence) are retryable: the
 surfaces answer differently every time, so a new attempt may well pass. `maxRetriesPerCell`
 bounds what that costs.
+
+`costUsd`, when reported, is what the attempt spent (USD, 0 to 1,000,000): the operator adds it to
+`status.cost` once, when it records the attempt's outcome, whatever the verdict.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ MAX_RESULT_BYTES = 4_096
 # The original's codes never worth retrying: the same request fails the same way again.
 NEVER_RETRIED_CODES = frozenset({"AUTH_FAILED", "QUOTA_EXCEEDED", "INVALID_REQUEST", "CONTENT_BLOCKED"})
 
+# An attempt that reports more than this is not reporting dollars; a sum of such could overflow.
+MAX_ATTEMPT_COST_USD = 1_000_000
 _SNIPPET_CHARS = 200
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -63,6 +68,7 @@ class CellResult(_ResultModel):
     responseTimeMs: int | None = Field(default=None, ge=0)
     error: CellError | None = None
     evidence: list[Evidence] | None = None
+    costUsd: float | None = Field(default=None, ge=0, le=MAX_ATTEMPT_COST_USD, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -132,15 +138,24 @@ def _evidence_problem(evidence: list[Evidence] | None) -> str | None:
     return None
 
 
-def judge_attempt(
+@dataclass(frozen=True)
+class Assessment:
+    """A finished attempt: the verdict on it, and what its executor reported spending."""
+
+    verdict: Verdict
+    cost_usd: float | None = None
+    """`costUsd` of a readable result; None when the result does not say (or cannot be read)."""
+
+
+def assess_attempt(
     *,
     phase: Literal["succeeded", "failed"],
     termination_message: str | None,
     failure_reason: str | None,
     gates: QualityGates,
     evidence_level: EvidenceLevel,
-) -> Verdict:
-    """The verdict on a finished attempt, from its Job's phase and its executor's message.
+) -> Assessment:
+    """The verdict on a finished attempt, from its Job's phase and its executor's message, and its cost.
 
     A result is read the same way whatever the Job's phase (an executor may exit non-zero after
     reporting, or be stopped by the deadline after writing its result). A failed Job without a
@@ -149,12 +164,30 @@ def judge_attempt(
     """
     result = read_result(termination_message)
     if isinstance(result, CellResult):
-        return judge_result(result, gates, evidence_level)
+        return Assessment(judge_result(result, gates, evidence_level), result.costUsd)
     if phase == "failed":
         why = failure_reason or "the executor's Job failed"
         detail = f": {_snippet(termination_message)}" if termination_message and termination_message.strip() else ""
-        return Verdict.failure("ExecutorFailed", f"{why}{detail}")
-    return result
+        return Assessment(Verdict.failure("ExecutorFailed", f"{why}{detail}"))
+    return Assessment(result)
+
+
+def judge_attempt(
+    *,
+    phase: Literal["succeeded", "failed"],
+    termination_message: str | None,
+    failure_reason: str | None,
+    gates: QualityGates,
+    evidence_level: EvidenceLevel,
+) -> Verdict:
+    """The verdict on a finished attempt (`assess_attempt` without the cost)."""
+    return assess_attempt(
+        phase=phase,
+        termination_message=termination_message,
+        failure_reason=failure_reason,
+        gates=gates,
+        evidence_level=evidence_level,
+    ).verdict
 
 
 def _executor_error(error: CellError | None) -> Verdict:

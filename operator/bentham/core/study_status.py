@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bentham.api.manifest import Manifest
-from bentham.api.status import Condition, DeadlineStatus, Intervention, MatrixFingerprint, StudyStatus
+from bentham.api.status import (
+    ActualCost,
+    Condition,
+    CostEstimate,
+    DeadlineStatus,
+    Intervention,
+    MatrixFingerprint,
+    StudyStatus,
+)
 from bentham.core.checkpoint import CellRecord, write_checkpoint
 from bentham.core.conditions import AT_RISK, clip, condition_of, conditions_for, with_condition
 from bentham.core.lifecycle import Lifecycle, state_message
@@ -43,6 +51,8 @@ class Tracking:
     parallelism_changed_at: str | None
     message: str | None = None
     """The status message, when the state has none of its own (waiting for a person)."""
+    cost: ActualCost | None = None
+    """The reported cost with this decision's outcomes added; None: as before (sums only grow)."""
 
 
 def carried_tracking(previous: StudyStatus) -> Tracking:
@@ -55,6 +65,7 @@ def carried_tracking(previous: StudyStatus) -> Tracking:
         intervention=previous.intervention,
         parallelism=previous.parallelism,
         parallelism_changed_at=previous.parallelismChangedAt,
+        cost=previous.cost,
     )
 
 
@@ -67,8 +78,9 @@ def compose_status(
     cells: RecordedCells | None = None,
     warnings: list[str] | None = None,
     tracking: Tracking | None = None,
+    estimate: CostEstimate | None = None,
 ) -> StudyStatus:
-    """The complete new status. Without `cells`, the previous counts stand.
+    """The complete new status. Without `cells`, the previous counts stand; without `estimate`, the previous one.
 
     In a terminal state the study stops running, is no longer at risk and waits for nobody.
     """
@@ -124,6 +136,8 @@ def compose_status(
         observedGeneration=generation,
         conditions=conditions,
         progress=progress,
+        estimate=estimate if estimate is not None else previous.estimate,
+        cost=tracking.cost if tracking.cost is not None else previous.cost,
         deadline=deadline,
         checkpoint=checkpoint,
         matrix=matrix,

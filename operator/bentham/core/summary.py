@@ -16,10 +16,12 @@ from bentham.api.status import MatrixFingerprint, StudyState, StudyStatus
 from bentham.core.checkpoint import CellRecord, CellState, Derived, as_checkpointed
 from bentham.core.deadline_watch import DeadlineWatch, Watched, requeue_after, shown_deadline
 from bentham.core.decision import Decision, JobToCreate
+from bentham.core.estimate import estimate_cost
 from bentham.core.intervention import waiting_message
 from bentham.core.jobs import job_name
 from bentham.core.lifecycle import Lifecycle
 from bentham.core.notifications import StudyIdentity, notifications
+from bentham.core.pricing import PricingTable
 from bentham.core.states import is_terminal
 from bentham.core.study_status import RecordedCells, Tracking, compose_status
 
@@ -46,6 +48,8 @@ class Given:
     watched: Watched
     matrix: MatrixFingerprint
     """The spec's cell matrix, the one the study started with."""
+    pricing: PricingTable | None = None
+    """The table the cost estimate is priced from; None: the built-in one."""
 
 
 def summarise(
@@ -89,6 +93,8 @@ def summarise(
         cells=RecordedCells(manifest, records, given.stored, in_flight, given.matrix),
         warnings=given.warnings,
         tracking=dataclasses.replace(tracking, deadline=shown.fresh, at_risk=shown.condition, message=message),
+        # Estimated once, in the study's first status: later edits or a new table do not move it.
+        estimate=estimate_cost(manifest, given.pricing) if this.previous.estimate is None else None,
     )
     if shown.carried is not None and not is_terminal(life.current):
         # Between refreshes the figures stand, so a reconcile that changes nothing writes nothing.

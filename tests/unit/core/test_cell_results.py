@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import pytest
 from core_builders import result
@@ -8,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bentham.api.manifest import EvidenceLevel, QualityGates
-from bentham.core.results import CellResult, Verdict, judge_attempt, judge_result, read_result
+from bentham.core.results import CellResult, Verdict, assess_attempt, judge_attempt, judge_result, read_result
 
 GATES = QualityGates()
 METADATA = EvidenceLevel.METADATA
@@ -215,3 +216,37 @@ def test_failed_job_that_wrote_a_result_is_judged_by_its_result() -> None:
 def test_judge_result_applies_gates_in_order() -> None:
     parsed = CellResult(success=True, responseLength=0, isActualContent=False)
     assert judge_result(parsed, QualityGates(minResponseLength=10), EvidenceLevel.FULL).reason == "NotActualContent"
+
+
+def cost_of(message: str | None, phase: Literal["succeeded", "failed"] = "succeeded") -> float | None:
+    return assess_attempt(
+        phase=phase, termination_message=message, failure_reason=None, gates=GATES, evidence_level=METADATA
+    ).cost_usd
+
+
+def with_cost(usd: object, message: str | None = None) -> str:
+    return json.dumps(json.loads(message or result()) | {"costUsd": usd})
+
+
+def test_an_attempt_reports_its_cost_whatever_its_verdict() -> None:
+    assert cost_of(with_cost(0.0042)) == 0.0042
+    assert cost_of(with_cost(3)) == 3.0
+    assert cost_of(with_cost(0.01, result(success=False, code="TIMEOUT")), phase="failed") == 0.01
+    assert cost_of(with_cost(0.01, result(actual=False))) == 0.01
+    assert cost_of(result()) is None
+    assert cost_of(with_cost(None)) is None, "null is not reported"
+    assert cost_of(None, phase="failed") is None
+
+
+@pytest.mark.parametrize("usd", [-0.01, "0.01", True, 1e7])
+def test_a_cost_that_is_not_a_number_of_dollars_makes_the_result_malformed(usd: object) -> None:
+    message = with_cost(usd)
+    verdict = judge_message(message)
+    assert verdict.reason == "MalformedResult" and "costUsd" in verdict.message
+    assert cost_of(message) is None
+
+
+def test_a_cost_of_nan_or_infinity_makes_the_result_malformed() -> None:
+    for text in ("NaN", "Infinity"):
+        message = result()[:-1] + f', "costUsd": {text}}}'
+        assert judge_message(message).reason == "MalformedResult"
