@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ import pytest
 from kubernetes import client, config
 
 from bench.operator_process import start_operator
+from bentham.api.manifest import SurfaceId
+from bentham.core.pricing import pricing_with_overrides
 from tests.shipping import (
     CHART,
     REPO,
@@ -45,6 +48,10 @@ EVERY_FEATURE: dict[str, Any] = {
     "serviceAccount": {"create": True, "name": "operator", "annotations": {"team": "studies"}},
     "rbac": {"create": True, "secretAccess": {"namespaces": ["tenant-a", "tenant-b"]}},
     "extraEnv": [{"name": "BENTHAM_BATCH_WINDOW_SECONDS", "value": "0.5"}],
+    "pricing": {
+        "unknownSurfaceRequestUsd": 0.02,
+        "surfaces": {"grok": {"defaultModel": "grok-3", "models": {"grok-3": {}}}},
+    },
     "imagePullSecrets": [{"name": "registry"}],
     "podAnnotations": {"x": "y"},
     "podLabels": {"team": "studies"},
@@ -147,6 +154,45 @@ def test_chart_refuses_unknown_values() -> None:
 
     assert refused.returncode != 0
     assert "defaultParallelism" in refused.stderr
+
+
+def mounted_pricing_file(documents: list[dict[str, Any]]) -> tuple[str, str]:
+    """Where the operator is told to read its pricing file, as (ConfigMap name, key) of the volume mounted there."""
+    (deployment,) = only(documents, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    path = env_of(documents)["BENTHAM_PRICING_FILE"]
+    (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return volume["configMap"]["name"], path.removeprefix(mount["mountPath"] + "/")
+
+
+def test_the_pricing_value_is_a_configmap_mounted_where_the_operator_reads_it_and_rolls_the_pod() -> None:
+    tiny = {"surfaces": {"openai-api": {"defaultModel": "house", "models": {"house": {"requestUsd": 0.00001}}}}}
+    documents = render_chart({"pricing": tiny})
+    (configmap,) = only(documents, "ConfigMap")
+
+    name, key = mounted_pricing_file(documents)
+    assert (name, key) == (configmap["metadata"]["name"], "pricing.yaml")
+    table = pricing_with_overrides(configmap["data"][key])  # as the operator reads it at start
+    assert table.price_of(SurfaceId.OPENAI_API, None).per_request == Decimal("0.00001")
+
+    def checksum(values: dict[str, Any]) -> str:
+        (deployment,) = only(render_chart(values), "Deployment")
+        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/pricing"])
+
+    assert checksum({"pricing": tiny}) != checksum({"pricing": {"unknownSurfaceRequestUsd": 0.02}})
+
+
+def test_pricing_from_a_configmap_of_ones_own_or_none_at_all() -> None:
+    own = render_chart({"pricingConfigMap": "house-prices"})
+    assert not only(own, "ConfigMap")
+    assert mounted_pricing_file(own) == ("house-prices", "pricing.yaml")
+
+    assert "BENTHAM_PRICING_FILE" not in env_of(render_chart({}))
+    refused = helm("template", "x", str(CHART), "--set", "pricingConfigMap=a", "--set-json",
+                   'pricing={"rangeLowMultiplier": 0.5}', check=False)  # fmt: skip
+    assert refused.returncode != 0 and "set pricing or pricingConfigMap, not both" in refused.stderr
 
 
 def test_metrics_open_the_port_service_and_scrape_annotations() -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+
+from bentham.core.pricing import PricingInvalid, PricingTable, builtin_pricing, pricing_with_overrides
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,8 @@ class OperatorConfig:
     """Server-side timeout of each watch request; the watch then resumes from where it was."""
     metrics_port: int = 0
     """Port of the Prometheus endpoint (/metrics) on all addresses; 0 turns it off."""
+    pricing_file: str | None = None
+    """A pricing table laid over the built-in one for cost estimates (docs/cost.md); None: the built-in one."""
 
     @classmethod
     def from_environment(cls) -> OperatorConfig:
@@ -24,4 +29,19 @@ class OperatorConfig:
             status_interval_s=float(os.environ.get("BENTHAM_STATUS_INTERVAL_SECONDS", cls.status_interval_s)),
             watch_timeout_s=int(os.environ.get("BENTHAM_WATCH_TIMEOUT_SECONDS", cls.watch_timeout_s)),
             metrics_port=int(os.environ.get("BENTHAM_METRICS_PORT", cls.metrics_port)),
+            pricing_file=os.environ.get("BENTHAM_PRICING_FILE") or None,
         )
+
+    def pricing(self) -> PricingTable:
+        """The pricing table: the built-in one, with `pricing_file` laid over it when set.
+
+        Read once, at start: a file that cannot be read or used stops the operator with a message
+        naming it and the field, rather than estimating every study from a table nobody meant.
+        """
+        if self.pricing_file is None:
+            return builtin_pricing()
+        try:
+            text = Path(self.pricing_file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise PricingInvalid(f"BENTHAM_PRICING_FILE {self.pricing_file} cannot be read: {error}") from error
+        return pricing_with_overrides(text, f"BENTHAM_PRICING_FILE {self.pricing_file}")

@@ -34,6 +34,7 @@ from bentham.core import (
     Held,
     ObservedJob,
     PodSighting,
+    PricingTable,
     WritePlan,
     decide,
     observed_jobs,
@@ -67,6 +68,7 @@ class StudyWorker:
         metrics: Metrics,
         batch_window_s: float,
         status_interval_s: float,
+        pricing: PricingTable | None = None,
     ) -> None:
         self.key = key
         self._kube = kube
@@ -75,6 +77,7 @@ class StudyWorker:
         self._jobs = jobs
         self._batch_window_s = batch_window_s
         self._status_interval_s = status_interval_s
+        self._pricing = pricing
         self._body: dict[str, Any] = {}
         self._written: StudyStatus | None = None  # the status we last wrote
         self._written_at = float("-inf")  # time.monotonic() of our last status write
@@ -166,6 +169,7 @@ class StudyWorker:
             jobs=observed_jobs(jobs, self._messages, now),
             now=now,
             derived=self._derived,
+            pricing=self._pricing,
         )
         self._decided, self._derived = decision.status, decision.derived
         plan = plan_write(
@@ -253,12 +257,14 @@ class Workers:
         *,
         batch_window_s: float,
         status_interval_s: float,
+        pricing: PricingTable | None = None,
     ) -> None:
         self._kube = kube
         self._webhooks = webhooks
         self._metrics = metrics
         self._batch_window_s = batch_window_s
         self._status_interval_s = status_interval_s
+        self._pricing = pricing
         self._workers: dict[StudyKey, StudyWorker] = {}
         self.jobs: JobSource | None = None
 
@@ -275,6 +281,7 @@ class Workers:
                 self._metrics,
                 self._batch_window_s,
                 self._status_interval_s,
+                self._pricing,
             )
             worker.start()
         worker.see(body)

@@ -13,7 +13,8 @@ Modules, one concept each, in the order a decision uses them:
 - `spec_hold`: holding a running study whose spec no longer reads.
 - `checkpoint`: the per-cell records, packed into the status.
 - `sightings`: a Job's pod's message, and when a finished Job may be judged without it.
-- `results`, `retries`, `outcomes`: judging an attempt, its backoff, recording finished attempts.
+- `results`, `retries`, `outcomes`: judging an attempt, its backoff, recording finished attempts;
+  `actual_cost`: summing the cost each recorded attempt reported.
 - `cell_events`, `notifications`: the Events and the webhook notes of what a decision recorded.
 - `progress`, `coverage`: counts, and what they mean for completion and early failure.
 - `intervention`: surfaces failing again and again, asking a person, resuming on acknowledgement.
@@ -21,6 +22,7 @@ Modules, one concept each, in the order a decision uses them:
   figures and at-risk rule, what passing it does, announcements by stage, parallelism boost.
 - `cells`, `ordering`, `fanout`, `jobs`: a cell's identity, the fair start order, choosing the
   cells to start, and the batch/v1 Job (and its name) of one attempt.
+- `pricing`, `estimate`: the pricing table (`pricing.yaml`, or an admin's) and the cost estimate.
 - `conditions`, `study_status`, `summary`: the new status and the decision that carries it.
 - `pacing`, `write_plan`: when a status may wait to be written, and the plan the worker carries out.
 - `webhook_format`: the webhook's wire format and delivery schedule (sent by the shell).
@@ -29,6 +31,7 @@ Modules, one concept each, in the order a decision uses them:
 
 from bentham.core.checkpoint import Derived
 from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
+from bentham.core.pricing import PricingTable
 from bentham.core.reconcile import decide
 from bentham.core.sightings import PodSighting, observed_jobs
 from bentham.core.write_plan import Held, StoredStatus, WritePlan, plan_write, status_to_decide_from, stored_status
@@ -41,6 +44,7 @@ __all__ = [
     "Notification",
     "ObservedJob",
     "PodSighting",
+    "PricingTable",
     "StoredStatus",
     "StudyEvent",
     "WritePlan",
