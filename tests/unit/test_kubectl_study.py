@@ -5,13 +5,24 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bentham.api.spec import StudySpec
 from bentham.api.status import CellCounts, Checkpoint
-from bentham.cli.kubectl_study import EXIT_OK, EXIT_STUDY_NOT_COMPLETE, PluginError, cells_view, parser, watch
+from bentham.cli.kubectl_study import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_STUDY_NOT_COMPLETE,
+    PluginError,
+    cells_view,
+    main,
+    parser,
+    watch,
+)
 from bentham.cli.render import bar, cell_rows, duration, percent, relative, render_cells, render_status, select_cells
 from bentham.core.checkpoint import CellRecord, CellState, pack_cells
 from bentham.core.progress import progress_of
@@ -254,3 +265,129 @@ def test_command_line_takes_flags_after_the_name_as_kubectl_users_type_them() ->
         "failed",
         "grok",
     )
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tiny-study.yaml"
+
+
+def run_plugin(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_estimate_prints_the_cells_the_range_and_each_surface_without_a_cluster(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")  # it must not even look for one
+
+    code, out, _ = run_plugin(["estimate", "-f", str(EXAMPLE)], capsys)
+
+    # examples/tiny-study.yaml: 2 queries x (openai-api gpt-4o, perplexity-api) x 2 locations; 4 cells a surface.
+    #   openai-api gpt-4o: 50/1000 x 0.0025 + 500/1000 x 0.01 = 0.005125; x4 = 0.0205 -> 0.02; x0.8 0.016 -> 0.02;
+    #                      x1.3 0.026 -> 0.03
+    #   perplexity-api sonar: 0.00555; x4 = 0.0222 -> 0.02; -> 0.02 and 0.03 likewise
+    #   base 0.0205 + 0.0222 = 0.0427 -> 0.04; x0.8 = 0.032 -> 0.03; x1.3 = 0.052 -> 0.05
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    assert lines[:3] == [
+        "Study:     tiny-study",
+        "Cells:     2 queries x 2 surfaces x 2 locations = 8",
+        "Estimate:  $0.03 - $0.05 USD",
+    ]
+    assert next(line for line in lines if line.startswith("openai-api")).split() == [
+        "openai-api", "gpt-4o", "$0.005125", "4", "$0.02", "$0.03",
+    ]  # fmt: skip
+    assert next(line for line in lines if line.startswith("perplexity-api")).split() == [
+        "perplexity-api", "sonar", "$0.00555", "4", "$0.02", "$0.03",
+    ]  # fmt: skip
+
+
+def test_estimate_shows_the_adjustments_and_marks_what_the_table_does_not_price(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    body = study("adjusted", required=("grok",), locations=("us-nyc",), queries=10, evidenceLevel="full")
+    body["spec"]["manifest"]["locations"][0]["proxyType"] = "mobile"
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(body))
+
+    code, out, _ = run_plugin(["estimate", "-f", str(path)], capsys)
+
+    # 10 cells x 0.01 = 0.10; x1.2 (mobile) x1.1 (full) = 0.132; x0.8 = 0.1056 -> 0.11; x1.3 = 0.1716 -> 0.17
+    assert code == EXIT_OK
+    assert "Estimate:  $0.11 - $0.17 USD" in out
+    assert "Adjusted:  x1.32 (a location uses a mobile proxy; evidenceLevel is full)" in out
+    assert next(line for line in out.splitlines() if line.startswith("grok")).split()[:3] == ["grok", "-", "*"]
+    assert "* not in the pricing table" in out
+
+
+def test_estimate_prices_from_the_table_given_as_the_operator_would(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pricing = tmp_path / "pricing.yaml"
+    pricing.write_text("surfaces: {openai-api: {defaultModel: gpt-4o, models: {gpt-4o: {requestUsd: 1}}}}\n")
+
+    code, out, _ = run_plugin(["estimate", "-f", str(EXAMPLE), "--pricing", str(pricing)], capsys)
+
+    # openai-api: 4 cells x $1 = 4.00; perplexity-api as built in: 0.0222; base 4.0222 -> 4.02; x0.8 = 3.216 -> 3.22;
+    # x1.3 = 5.226 -> 5.23
+    assert code == EXIT_OK
+    assert "Estimate:  $3.22 - $5.23 USD" in out
+
+
+def test_estimate_of_an_invalid_study_names_each_field_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    body = study("broken")
+    body["spec"]["manifest"]["queries"] = []
+    body["spec"]["manifest"]["surfaces"][0]["id"] = "openai"
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(body))
+
+    code, out, err = run_plugin(["estimate", "-f", str(path)], capsys)
+
+    assert code == EXIT_ERROR and out == ""
+    assert "study broken: the spec is invalid" in err
+    assert "spec.manifest.queries:" in err
+    assert "spec.manifest.surfaces[0].id:" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n", "holds no Study"),
+        ("kind: Study\nmetadata: {name: x}\n", "study x: spec: a Study needs a spec"),
+        ("kind: [Study\n", "is not YAML"),
+    ],
+)
+def test_estimate_refuses_a_file_without_a_readable_study(
+    text: str, says: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+
+    code, _, err = run_plugin(["estimate", "-f", str(path)], capsys)
+
+    assert code == EXIT_ERROR and says in err
+
+
+def test_estimate_refuses_an_unusable_pricing_file_naming_the_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pricing = tmp_path / "pricing.yaml"
+    pricing.write_text("rangeHighMultiplier: -1\n")
+
+    code, _, err = run_plugin(["estimate", "-f", str(EXAMPLE), "--pricing", str(pricing)], capsys)
+
+    assert code == EXIT_ERROR and "rangeHighMultiplier" in err and str(pricing) in err
+
+
+def test_status_shows_the_reported_cost_against_the_estimate() -> None:
+    body = study_with(
+        RECORDS,
+        estimate={"cells": 8, "minUsd": 0.1, "maxUsd": 0.17, "bySurface": {}},
+        cost={"totalUsd": 0.0456, "bySurface": {"openai-api": 0.0456}, "attempts": 3},
+    )
+
+    assert "Cost:      $0.0456 reported by 3 attempts; estimated $0.10-$0.17" in render_status(body, NOW)
+    assert "Cost:" not in render_status(study_with(RECORDS), NOW)

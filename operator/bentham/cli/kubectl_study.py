@@ -4,9 +4,12 @@
     kubectl study watch NAME [--interval 2]       the same, refreshed until the study ends (or Ctrl-C)
     kubectl study cells NAME [--state S] [--surface S] [--location L]
                                                   the checkpoint decoded: one line per cell
+    kubectl study estimate -f study.yaml [--pricing FILE]
+                                                  the cost estimate, without creating anything
 
 kubectl runs any `kubectl-study` on PATH as `kubectl study` (the package installs it). It talks
-to the cluster of the current kubeconfig context, or --kubeconfig / --context.
+to the cluster of the current kubeconfig context, or --kubeconfig / --context; `estimate` talks
+to no cluster at all.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
@@ -25,8 +30,11 @@ from pydantic import ValidationError
 from bentham.api.names import GROUP, PLURAL, VERSION
 from bentham.api.spec import StudySpec
 from bentham.api.status import StudyStatus
-from bentham.cli.render import cell_rows, is_terminal, render_cells, render_status, select_cells
+from bentham.api.validation import Invalid, validate_spec
+from bentham.cli.render import cell_rows, is_terminal, render_cells, render_estimate, render_status, select_cells
 from bentham.core.checkpoint import CellState, CheckpointUnreadable, fresh_records, read_records
+from bentham.core.estimate import estimate_cost
+from bentham.core.pricing import PricingInvalid, PricingTable, pricing_with_overrides
 
 EXIT_OK, EXIT_ERROR, EXIT_STUDY_NOT_COMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 130
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -67,6 +75,18 @@ def parser() -> argparse.ArgumentParser:
     cells.add_argument("--state", choices=[state.name.lower() for state in CellState], help="Only cells in this state.")
     cells.add_argument("--surface", help="Only cells of this surface id.")
     cells.add_argument("--location", help="Only cells of this location id.")
+    estimate = commands.add_parser(
+        "estimate",
+        help="The cost estimate of a Study file, creating nothing.",
+        description="Validate a Study file as the operator does and print its cost estimate (cells, a USD "
+        "range, each surface's share) as the operator will put it in status.estimate. Talks to no cluster.",
+    )
+    estimate.add_argument("-f", "--filename", required=True, help="The Study's YAML or JSON file; - reads stdin.")
+    estimate.add_argument(
+        "--pricing",
+        metavar="FILE",
+        help="A pricing table laid over the built-in one, as the operator's BENTHAM_PRICING_FILE (docs/cost.md).",
+    )
     return root
 
 
@@ -120,6 +140,49 @@ def cells_view(
     return render_cells(select_cells(rows, state=state, surface=surface, location=location), len(rows), now)
 
 
+def estimate_view(text: str, source: str, pricing: PricingTable | None, now: datetime) -> str:
+    """The estimate of every Study in `text`, validated as the operator validates it; an invalid one names its field."""
+    try:
+        documents = [document for document in yaml.safe_load_all(text) if document is not None]
+    except yaml.YAMLError as error:
+        raise PluginError(f"{source} is not YAML: {error}") from error
+    studies = [d for d in documents if isinstance(d, Mapping) and d.get("kind") == "Study"]
+    if not studies:
+        raise PluginError(f"{source} holds no Study (a document with kind: Study)")
+    views = []
+    for body in studies:
+        name = str((body.get("metadata") or {}).get("name") or "(unnamed)")
+        spec = body.get("spec")
+        if not isinstance(spec, Mapping):
+            raise PluginError(f"study {name}: spec: a Study needs a spec with its manifest")
+        validation = validate_spec(dict(spec), created_at=now, now=now)  # as if created now, as applying it would
+        if isinstance(validation, Invalid):
+            problems = "\n".join(f"  spec.{error}" for error in validation.errors)
+            raise PluginError(f"study {name}: the spec is invalid ({validation.reason}):\n{problems}")
+        manifest = validation.spec.manifest
+        views.append(render_estimate(name, manifest, estimate_cost(manifest, pricing), validation.warnings))
+    return "\n".join(views)
+
+
+def read_pricing(path: str | None) -> PricingTable | None:
+    """The table of `--pricing` laid over the built-in one; None without the flag."""
+    if path is None:
+        return None
+    try:
+        return pricing_with_overrides(Path(path).read_text(encoding="utf-8"), path)
+    except OSError as error:
+        raise PluginError(f"cannot read {path}: {error}") from error
+    except PricingInvalid as error:
+        raise PluginError(str(error)) from error
+
+
+def read_file(path: str) -> str:
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise PluginError(f"cannot read {path}: {error}") from error
+
+
 def watch(
     read: StudyReader,
     interval: float,
@@ -148,6 +211,10 @@ def utc_now() -> datetime:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.command == "estimate":
+        source = "stdin" if args.filename == "-" else args.filename
+        out.write(estimate_view(read_file(args.filename), source, read_pricing(args.pricing), utc_now()))
+        return EXIT_OK
     api, namespace = connect(args.kubeconfig, args.context, args.namespace)
     read = study_reader(api, namespace, args.name)
     if args.command == "status":

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bentham.api.manifest import Manifest
-from bentham.api.status import CellCounts, StudyStatus
+from bentham.api.manifest import EvidenceLevel, Manifest, ProxyType
+from bentham.api.status import ActualCost, CellCounts, CostEstimate, StudyStatus
 from bentham.core.cells import cell_at, cell_key
 from bentham.core.checkpoint import CellRecord
 from bentham.core.states import TERMINAL_STATES
@@ -139,6 +139,9 @@ def render_status(study: Mapping[str, Any], now: datetime) -> str:
             f"({percent(progress.completedCells, progress.totalCells)}), {progress.failedCells} failed, "
             f"{progress.executingCells} running, {progress.pendingCells} pending, {progress.skippedCells} skipped"
         )
+    cost = cost_line(status.estimate, status.cost)
+    if cost:
+        lines.append(f"Cost:      {cost}")
     lines.extend(_deadline_lines(status, (spec.get("manifest") or {}).get("deadline"), now))
     for label, text in (("Started:", status.startedAt), ("Finished:", status.completedAt)):
         when = _when(text, now)
@@ -157,6 +160,56 @@ def render_status(study: Mapping[str, Any], now: datetime) -> str:
         lines += ["", *slice_table("LOCATION", progress.byLocation, mark_required=False)]
     if progress is not None:
         lines += ["", LEGEND]
+    return "\n".join(lines) + "\n"
+
+
+def usd(amount: float) -> str:
+    """`$1.20`, `$0.0002775`: to the cent, or to the first significant digits below a cent (at most 7 places)."""
+    text = f"{amount:.7f}".rstrip("0")
+    whole, _, fraction = text.partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
+
+
+def cost_line(estimate: CostEstimate | None, cost: ActualCost | None) -> str | None:
+    """Reported spending against the estimate, e.g. `$0.45 reported by 3 attempts; estimated $0.10-$0.17`."""
+    parts = []
+    if cost is not None:
+        parts.append(f"{usd(cost.totalUsd)} reported by {cost.attempts} attempt{'s' if cost.attempts != 1 else ''}")
+    if estimate is not None:
+        parts.append(f"estimated {usd(estimate.minUsd)}-{usd(estimate.maxUsd)}")
+    return "; ".join(parts) or None
+
+
+def render_estimate(name: str, manifest: Manifest, estimate: CostEstimate, warnings: Sequence[str] = ()) -> str:
+    """What `kubectl study estimate` prints: the cells, the USD range, what adjusted it, and each surface's share."""
+    lines = [
+        f"Study:     {name}",
+        f"Cells:     {len(manifest.queries)} queries x {len(manifest.surfaces)} surfaces x "
+        f"{len(manifest.locations)} locations = {estimate.cells}",
+        f"Estimate:  {usd(estimate.minUsd)} - {usd(estimate.maxUsd)} USD",
+    ]
+    reasons = []
+    if any(location.proxyType is ProxyType.MOBILE for location in manifest.locations):
+        reasons.append("a location uses a mobile proxy")
+    if manifest.evidenceLevel is EvidenceLevel.FULL:
+        reasons.append("evidenceLevel is full")
+    if reasons:
+        lines.append(f"Adjusted:  x{estimate.multiplier:g} ({'; '.join(reasons)})")
+    lines.extend(f"Warning:   {warning}" for warning in warnings)
+    rows = [
+        [
+            surface,
+            (share.model or "-") + ("" if share.listed else " *"),
+            usd(share.perRequestUsd),
+            str(share.cells),
+            usd(share.minUsd),
+            usd(share.maxUsd),
+        ]
+        for surface, share in estimate.bySurface.items()
+    ]
+    lines += ["", *_table(["SURFACE", "MODEL", "PER REQUEST", "CELLS", "MIN", "MAX"], rows, right=range(2, 6))]
+    if any(not share.listed for share in estimate.bySurface.values()):
+        lines.append("* not in the pricing table: priced at its rate for unknown surfaces")
     return "\n".join(lines) + "\n"
 
 
