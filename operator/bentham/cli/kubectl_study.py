@@ -54,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
 
     root = argparse.ArgumentParser(
         prog="kubectl study",
-        description="Show a Bentham Study's progress and cells.",
+        description="Show a Bentham Study's progress, its cells, or its cost estimate.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n")[1],
     )
