@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import random
+import signal
+import time
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, watch
 
-from bench.operator_process import OperatorProcess
+from bench.operator_process import OperatorProcess, start_operator
+from bentham.api.status import Checkpoint
+from bentham.core.checkpoint import read_records
 from tests.support import (
     GOOD_RESULT,
     GROUP,
@@ -16,8 +22,11 @@ from tests.support import (
     Studies,
     failing_pod_template,
     kwok_stage,
+    report,
     study,
 )
+
+LOGS = Path(__file__).resolve().parents[2] / ".cluster" / "logs"
 
 # 2 queries x (openai-api, grok) x (us-nyc, uk-lon): 4 cells a surface, 8 in all, nothing to adjust.
 #   openai-api gpt-4o-mini: 50/1000 x 0.00015 + 450/1000 x 0.0006 = 0.0002775; x4 = 0.00111 -> 0.00
@@ -103,3 +112,52 @@ def test_reported_costs_of_passed_and_failed_attempts_sum_into_the_status(
     # 8 x 0.1 = 0.80; 12 attempts, each counted once however often the operator saw its Job.
     assert status["progress"]["bySurface"]["grok"]["failed"] == 4
     assert status["cost"] == {"totalUsd": 1.8, "bySurface": {"openai-api": 1.0, "grok": 0.8}, "attempts": 12}
+
+
+def test_each_attempts_cost_counts_once_across_repeated_kill_9_of_the_operator(
+    cluster: Cluster, unwatched_namespace: str
+) -> None:
+    namespace = unwatched_namespace
+    studies = Studies(cluster, namespace)
+    log = LOGS / f"operator-{namespace}.log"
+    first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
+    slow_proxy = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy"}, "costUsd": 0.5}
+    operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
+    kills = 0
+    try:
+        with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(slow_proxy)):
+            studies.create(
+                study(
+                    "chaos-cost",
+                    required=("openai-api", "anthropic-api"),
+                    queries=16,
+                    parallelism=12,
+                    result=GOOD_RESULT | {"costUsd": 0.125},
+                    pod_annotations={"sim.bentham.io/duration": "1500ms"},
+                )
+            )
+            rng = random.Random(20261204)
+            while kills < 6 and studies.status("chaos-cost").get("state") not in ("complete", "failed"):
+                time.sleep(rng.uniform(0.5, 2.5))
+                operator.process.send_signal(signal.SIGKILL)  # no goodbye: a held status is lost with it
+                operator.process.wait(timeout=10)
+                kills += 1
+                operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
+            status = studies.wait_for_state("chaos-cost", "complete", "failed", timeout_s=300)
+    finally:
+        operator.stop()
+
+    report(f"cost: operator killed with SIGKILL {kills} times; reported cost {status.get('cost')}")
+    assert kills >= 3, f"the study ended after only {kills} kills; make it longer"
+    assert status["state"] == "complete", status.get("message")
+    records = read_records(Checkpoint.model_validate(status["checkpoint"]))
+    assert records is not None
+    # 16 queries x 2 surfaces x 2 locations = 64 cells; the 32 in London failed their first attempt
+    # (0.5 each) and passed the second; every passing attempt cost 0.125: 32 x 0.5 + 64 x 0.125 = 24.0
+    # over 96 attempts, 12.0 per surface, whichever passes recorded them and however often they ran.
+    assert [record.attempts for record in records] == [1, 2] * 32
+    assert status["cost"] == {
+        "totalUsd": 24.0,
+        "bySurface": {"openai-api": 12.0, "anthropic-api": 12.0},
+        "attempts": 96,
+    }
