@@ -53,7 +53,7 @@ VARIABLES: tuple[tuple[str, str], ...] = (
 
 LIFT_COMMAND = (
     "'kubectl patch study ' + oldObject.metadata.name + ' -n ' + oldObject.metadata.namespace +\n"
-    "' --type=merge -p \\'{\"spec\":{\"manifest\":{\"legalHold\":false}}}\\''"
+    r"""' --type=merge -p \'{"spec":{"manifest":{"legalHold":false}}}\''"""
 )
 
 # (expression, static message, message expression): the static message is the API server's
@@ -69,8 +69,7 @@ VALIDATIONS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "request.operation != 'UPDATE' || !variables.heldBefore || variables.heldAfter || variables.inLegalGroup",
-        "this Study is under legal hold (spec.manifest.legalHold: true); "
-        "only a member of the legal group may lift it",
+        "this Study is under legal hold (spec.manifest.legalHold: true); only a member of the legal group may lift it",
         "variables.study + ' is under legal hold (spec.manifest.legalHold: true): only a member of group ' +\n"
         "variables.legalGroup + ' may lift it, and ' + request.userInfo.username + ' is not one.'",
     ),
