@@ -267,20 +267,24 @@ def test_the_chart_ships_the_policy_with_its_group_and_the_operator_writes_a_hel
                     namespace,
                     env={"KUBECONFIG": str(identity)},
                 )
+                core = client.CoreV1Api(study_crd.api)
+
+                def event_reasons() -> set[str]:
+                    selector = "involvedObject.name=evidence"
+                    return {
+                        event.reason for event in core.list_namespaced_event(namespace, field_selector=selector).items
+                    }
+
                 try:
                     status = studies.wait_for_state("evidence", "complete", "failed", timeout_s=90)
+                    # The status is written first, then the Events are posted.
+                    eventually(lambda: {"Started", "Completed"} <= event_reasons(), timeout_s=30, what="the Events")
                 finally:
                     stop_operator_after_cleanup(operator)
                 assert status["state"] == "complete", status.get("message")
                 log = operator.log.read_text()
                 for word in ("forbidden", "not enough permissions", "validatingadmissionpolicy"):
                     assert word not in log.lower(), operator.log_tail()
-                events = (
-                    client.CoreV1Api(study_crd.api)
-                    .list_namespaced_event(namespace, field_selector="involvedObject.name=evidence")
-                    .items
-                )
-                assert {"Started", "Completed"} <= {event.reason for event in events}
                 assert legal_hold_of(study_crd, namespace, "evidence") is True
 
                 # A member of both groups satisfies the chart's policy and any other installed.
