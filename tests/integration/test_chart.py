@@ -312,6 +312,14 @@ def webhook_receiver() -> Iterator[tuple[str, list[tuple[str | None, dict[str, A
         server.server_close()
 
 
+def event_reasons(cluster: Cluster, namespace: str, name: str) -> set[str]:
+    """The reasons of the Events about object `name` in `namespace`."""
+    events = client.CoreV1Api(cluster.api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}"
+    )
+    return {event.reason for event in events.items}
+
+
 def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_charts_rbac(
     study_crd: Cluster, rbac_release: tuple[str, str], chart_identity: Path, tmp_path: Path
 ) -> None:
@@ -338,6 +346,13 @@ def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_char
             status = studies.wait_for_state("under-rbac", "complete", "failed", timeout_s=90)
             eventually(lambda: not studies.jobs("under-rbac"), what="the finished Jobs to be deleted")
             eventually(lambda: received, timeout_s=30, what="a notification through the Secret's URL")
+            # The completing pass posts its Events after the status write and the Jobs' deletion,
+            # and `received` may hold only earlier notifications (created, started): wait for the Events too.
+            eventually(
+                lambda: {"Started", "Completed"} <= event_reasons(study_crd, studies_namespace, "under-rbac"),
+                timeout_s=30,
+                what="the Started and Completed Events",
+            )
         finally:
             stop_operator_after_cleanup(operator)
 
@@ -346,12 +361,6 @@ def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_char
     for refusal in ("forbidden", "not enough permissions"):  # an ApiException's reason, kopf's warnings
         assert refusal not in log.lower(), operator.log_tail()
     assert {authorization for authorization, _ in received} == {"Bearer s3cret"}
-    events = (
-        client.CoreV1Api(study_crd.api)
-        .list_namespaced_event(studies_namespace, field_selector="involvedObject.name=under-rbac")
-        .items
-    )
-    assert {"Started", "Completed"} <= {event.reason for event in events}
 
 
 def test_chart_identity_is_refused_outside_its_rules(
