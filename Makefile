@@ -56,10 +56,14 @@ test: install lint ## The whole suite: lint, unit tests, and integration tests o
 unit: install ## Only the unit tests (no cluster, seconds): the inner loop.
 	$(BIN)/pytest tests/unit
 
-.PHONY: run
-run: install ## Run the operator in the foreground against $KUBECONFIG (installs the CRD first).
+.PHONY: install-api
+install-api: ## Install the Study API into $KUBECONFIG's cluster: the CRD and the legal-hold admission policy.
 	kubectl apply --server-side -f crds/
 	kubectl wait --for=condition=Established crd/studies.bentham.io --timeout=60s
+	kubectl apply --server-side -f manifests/legal-hold.yaml
+
+.PHONY: run
+run: install install-api ## Run the operator in the foreground against $KUBECONFIG (installs the Study API first).
 	$(BIN)/bentham-operator
 
 .PHONY: demo
@@ -82,7 +86,12 @@ chart-crd: ## Copy the CRD into the Helm chart (after `make crd`; a unit test fa
 chart-test: install ## Only the shipping tests: image lint, manifests, chart, GitOps, install docs, kubectl plugin.
 	$(BIN)/pytest tests/unit/test_manifests.py tests/unit/test_argocd_health.py tests/unit/test_kubectl_study.py \
 		tests/integration/test_chart.py tests/integration/test_gitops.py tests/integration/test_kubectl_plugin.py \
-		tests/integration/test_install_docs.py
+		tests/integration/test_install_docs.py tests/integration/test_legal_hold.py
+
+.PHONY: legal-hold-policy
+legal-hold-policy: ## Regenerate the legal-hold admission policy (manifests/ and the chart) from hack/legal_hold_policy.py.
+	$(PYTHON) hack/legal_hold_policy.py manifests > manifests/legal-hold.yaml
+	$(PYTHON) hack/legal_hold_policy.py chart > charts/bentham-operator/templates/legal-hold.yaml
 
 .PHONY: argocd-cm-patch
 argocd-cm-patch: ## Regenerate gitops/argocd/argocd-cm-patch.yaml from gitops/argocd/health.lua.

@@ -9,9 +9,11 @@ test below pins that).
 from __future__ import annotations
 
 import http.server
+import importlib.util
 import json
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -47,6 +49,7 @@ EVERY_FEATURE: dict[str, Any] = {
     "metrics": {"enabled": True, "port": 9090, "serviceAnnotations": {"a": "b"}},
     "serviceAccount": {"create": True, "name": "operator", "annotations": {"team": "studies"}},
     "rbac": {"create": True, "secretAccess": {"namespaces": ["tenant-a", "tenant-b"]}},
+    "legalHold": {"enabled": True, "group": "acme:counsel"},
     "extraEnv": [{"name": "BENTHAM_BATCH_WINDOW_SECONDS", "value": "0.5"}],
     "pricing": {
         "unknownSurfaceRequestUsd": 0.02,
@@ -208,6 +211,67 @@ def test_metrics_open_the_port_service_and_scrape_annotations() -> None:
     assert not only(render_chart({}), "Service")
 
 
+def legal_hold_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("legal_hold_policy", REPO / "hack" / "legal_hold_policy.py")
+    assert spec and spec.loader
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    return generator
+
+
+def test_legal_hold_policy_of_manifests_and_chart_is_generated_from_its_one_definition() -> None:
+    # After editing hack/legal_hold_policy.py, run `make legal-hold-policy`.
+    generator = legal_hold_generator()
+
+    assert (REPO / "manifests" / "legal-hold.yaml").read_text() == generator.render_manifests()
+    assert (CHART / "templates" / "legal-hold.yaml").read_text() == generator.render_chart()
+
+
+def legal_hold_objects(documents: list[dict[str, Any]]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    (policy,) = only(documents, "ValidatingAdmissionPolicy")
+    (binding,) = only(documents, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"] == binding["metadata"]["name"]
+    return policy, binding
+
+
+def test_chart_and_kustomize_ship_the_same_legal_hold_policy_named_for_the_release() -> None:
+    chart_policy, chart_binding = legal_hold_objects(render_chart({}, "ops"))
+    plain_policy, plain_binding = legal_hold_objects(kustomize(REPO / "manifests"))
+
+    assert chart_policy["metadata"]["name"] == "ops.bentham-operator-legal-hold"
+    assert plain_policy["metadata"]["name"] == "bentham-operator-legal-hold"
+    assert chart_policy["spec"] == plain_policy["spec"]
+    assert chart_binding["spec"]["validationActions"] == plain_binding["spec"]["validationActions"] == ["Deny"]
+    rules = plain_policy["spec"]["matchConstraints"]["resourceRules"]
+    assert [(rule["resources"], rule["operations"]) for rule in rules] == [(["studies"], ["UPDATE", "DELETE"])]
+    assert plain_policy["spec"]["variables"][0] == {"name": "legalGroup", "expression": '"bentham:legal"'}
+
+
+def test_legal_hold_group_is_a_chart_value_and_the_policy_can_be_left_to_another_release() -> None:
+    for group in ("acme:counsel", 'o\'brien "legal"'):
+        policy, _ = legal_hold_objects(render_chart({"legalHold": {"group": group}}))
+        assert policy["spec"]["variables"][0] == {"name": "legalGroup", "expression": json.dumps(group)}
+
+    off = render_chart({"legalHold": {"enabled": False}})
+    assert not only(off, "ValidatingAdmissionPolicy") and not only(off, "ValidatingAdmissionPolicyBinding")
+    refused = helm("template", "x", str(CHART), "--set", "legalHold.group=", check=False)
+    assert refused.returncode != 0
+    assert "legalHold" in refused.stderr
+
+
+def test_kustomize_patch_in_the_legal_hold_manifests_header_names_another_group(tmp_path: Path) -> None:
+    """The patch that manifests/legal-hold.yaml's header shows, used as it says, in a kustomization of one's own."""
+    header = (REPO / "manifests" / "legal-hold.yaml").read_text().split("\napiVersion:", 1)[0]
+    recipe = header.split("#   patches:\n", 1)[1]
+    patches = "\n".join(line.removeprefix("# ") for line in recipe.splitlines())
+    base = os.path.relpath(REPO / "manifests", tmp_path)  # kustomize takes no absolute paths
+    (tmp_path / "kustomization.yaml").write_text(f"resources:\n  - {base}\npatches:\n{patches}\n")
+
+    policy, _ = legal_hold_objects(kustomize(tmp_path))
+
+    assert policy["spec"]["variables"][0] == {"name": "legalGroup", "expression": '"acme:counsel"'}
+
+
 # --------------------------------------------------------------------------------------------
 # On the local control plane
 
@@ -294,6 +358,14 @@ def webhook_receiver() -> Iterator[tuple[str, list[tuple[str | None, dict[str, A
         server.server_close()
 
 
+def event_reasons(cluster: Cluster, namespace: str, name: str) -> set[str]:
+    """The reasons of the Events about object `name` in `namespace`."""
+    events = client.CoreV1Api(cluster.api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}"
+    )
+    return {event.reason for event in events.items}
+
+
 def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_charts_rbac(
     study_crd: Cluster, rbac_release: tuple[str, str], chart_identity: Path, tmp_path: Path
 ) -> None:
@@ -320,6 +392,13 @@ def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_char
             status = studies.wait_for_state("under-rbac", "complete", "failed", timeout_s=90)
             eventually(lambda: not studies.jobs("under-rbac"), what="the finished Jobs to be deleted")
             eventually(lambda: received, timeout_s=30, what="a notification through the Secret's URL")
+            # The completing pass posts its Events after the status write and the Jobs' deletion,
+            # and `received` may hold only earlier notifications (created, started): wait for the Events too.
+            eventually(
+                lambda: {"Started", "Completed"} <= event_reasons(study_crd, studies_namespace, "under-rbac"),
+                timeout_s=30,
+                what="the Started and Completed Events",
+            )
         finally:
             stop_operator_after_cleanup(operator)
 
@@ -328,12 +407,6 @@ def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_char
     for refusal in ("forbidden", "not enough permissions"):  # an ApiException's reason, kopf's warnings
         assert refusal not in log.lower(), operator.log_tail()
     assert {authorization for authorization, _ in received} == {"Bearer s3cret"}
-    events = (
-        client.CoreV1Api(study_crd.api)
-        .list_namespaced_event(studies_namespace, field_selector="involvedObject.name=under-rbac")
-        .items
-    )
-    assert {"Started", "Completed"} <= {event.reason for event in events}
 
 
 def test_chart_identity_is_refused_outside_its_rules(

@@ -46,6 +46,8 @@ def test_kustomize_renders_objects_valid_in_strict_mode() -> None:
         "Deployment",
         "Namespace",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
     assert strict_schema_errors(documents) == []
 
