@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ from typing import Any, TypeVar
 from kubernetes import client
 
 from bench.kube import Api, scratch_namespace
+from bench.operator_process import OperatorProcess
 
 T = TypeVar("T")
 
@@ -310,3 +313,36 @@ def kubectl_study(cluster: Cluster, *args: str, timeout_s: float = 60) -> subpro
         env=environment,
         timeout=timeout_s,
     )
+
+
+def kill_hard(operator: OperatorProcess) -> None:
+    """SIGKILL: no goodbye, so whatever the operator held back (a status not yet written) is lost with it."""
+    operator.process.send_signal(signal.SIGKILL)
+    operator.process.wait(timeout=10)
+
+
+def kill_repeatedly(
+    operator: OperatorProcess,
+    restart: Callable[[], OperatorProcess],
+    *,
+    done: Callable[[], bool],
+    most: int,
+    seed: int,
+    pause: tuple[float, float],
+) -> tuple[OperatorProcess, int]:
+    """Kills the operator at seeded random moments and starts it again, `most` times or until `done()`.
+
+    Returns the operator now running and how many times it was killed.
+    """
+    rng = random.Random(seed)
+    kills = 0
+    try:
+        while kills < most and not done():
+            time.sleep(rng.uniform(*pause))
+            kill_hard(operator)
+            kills += 1
+            operator = restart()
+    except BaseException:
+        operator.stop()  # the caller still holds an earlier one, already killed
+        raise
+    return operator, kills

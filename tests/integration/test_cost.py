@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from tests.support import (
     Cluster,
     Studies,
     failing_pod_template,
+    kill_repeatedly,
     kwok_stage,
     report,
     study,
@@ -123,7 +121,6 @@ def test_each_attempts_cost_counts_once_across_repeated_kill_9_of_the_operator(
     first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
     slow_proxy = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy"}, "costUsd": 0.5}
     operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
-    kills = 0
     try:
         with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(slow_proxy)):
             studies.create(
@@ -136,13 +133,14 @@ def test_each_attempts_cost_counts_once_across_repeated_kill_9_of_the_operator(
                     pod_annotations={"sim.bentham.io/duration": "1500ms"},
                 )
             )
-            rng = random.Random(20261204)
-            while kills < 6 and studies.status("chaos-cost").get("state") not in ("complete", "failed"):
-                time.sleep(rng.uniform(0.5, 2.5))
-                operator.process.send_signal(signal.SIGKILL)  # no goodbye: a held status is lost with it
-                operator.process.wait(timeout=10)
-                kills += 1
-                operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
+            operator, kills = kill_repeatedly(
+                operator,
+                lambda: start_operator(cluster.kubeconfig, log, "--namespace", namespace),
+                done=lambda: studies.status("chaos-cost").get("state") in ("complete", "failed"),
+                most=6,
+                seed=20261204,
+                pause=(0.5, 2.5),
+            )
             status = studies.wait_for_state("chaos-cost", "complete", "failed", timeout_s=300)
     finally:
         operator.stop()

@@ -8,7 +8,6 @@ created twice.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -20,10 +19,20 @@ from pathlib import Path
 import pytest
 from kubernetes import client, watch
 
-from bench.operator_process import OperatorProcess, start_operator
+from bench.operator_process import start_operator
 from bentham.api.status import Checkpoint
 from bentham.core.checkpoint import CellState, read_records
-from tests.support import Cluster, Studies, eventually, failing_pod_template, kwok_stage, report, study
+from tests.support import (
+    Cluster,
+    Studies,
+    eventually,
+    failing_pod_template,
+    kill_hard,
+    kill_repeatedly,
+    kwok_stage,
+    report,
+    study,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / ".cluster" / "logs"
@@ -77,11 +86,6 @@ def records(studies: Studies, name: str) -> list[tuple[CellState, int]]:
     return [(record.state, record.attempts) for record in decoded]
 
 
-def kill_hard(operator: OperatorProcess) -> None:
-    operator.process.send_signal(signal.SIGKILL)
-    operator.process.wait(timeout=10)
-
-
 def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_attempt(
     cluster: Cluster, unwatched_namespace: str
 ) -> None:
@@ -93,7 +97,6 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
     first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
     retryable = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy", "retryable": True}}
     operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
-    kills = 0
     try:
         with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(retryable)):
             studies.create(
@@ -106,12 +109,14 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
                     pod_annotations={"sim.bentham.io/duration": "1500ms"},
                 )
             )
-            rng = random.Random(20261125)
-            while kills < 12 and studies.status("chaos").get("state") not in ("complete", "failed"):
-                time.sleep(rng.uniform(0.3, 2.5))
-                kill_hard(operator)
-                kills += 1
-                operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
+            operator, kills = kill_repeatedly(
+                operator,
+                lambda: start_operator(cluster.kubeconfig, log, "--namespace", namespace),
+                done=lambda: studies.status("chaos").get("state") in ("complete", "failed"),
+                most=12,
+                seed=20261125,
+                pause=(0.3, 2.5),
+            )
             status = studies.wait_for_state("chaos", "complete", "failed", timeout_s=300)
     finally:
         operator.stop()
