@@ -149,6 +149,25 @@ def test_status_shows_deadline_rates_projection_and_risk_when_tracked() -> None:
     assert "bottleneck openai-api" in text
 
 
+def test_status_says_when_the_study_time_out_sets_the_deadline() -> None:
+    deadline = {"deadline": "2030-01-01T13:00:00Z", "setBy": "studyTimeout", "atRisk": False}
+
+    text = render_status(study_with(RECORDS, deadline=deadline), NOW)
+
+    assert "Deadline:  2030-01-01T13:00:00Z (in 1h)  (the study time-out: running time, paused time excluded)" in text
+
+
+def test_status_shows_retention_and_legal_hold_from_the_manifest() -> None:
+    body = study_with(RECORDS)
+    body["spec"]["manifest"] |= {"retentionDays": 2555, "legalHold": True}
+    assert "Retention: 2555 days, under legal hold (the Study cannot be deleted until the hold is lifted)" in (
+        render_status(body, NOW)
+    )
+    body["spec"]["manifest"] |= {"preserveForever": True, "legalHold": False}
+    assert "Retention: kept forever\n" in render_status(body, NOW)
+    assert "Retention" not in render_status(study_with(RECORDS), NOW)
+
+
 def test_status_of_a_study_without_deadline_or_status_says_only_what_is_known() -> None:
     body = study("fresh")
     body["metadata"]["namespace"] = "acme"

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from bentham.api.manifest import EvidenceLevel, Manifest, ProxyType
-from bentham.api.status import ActualCost, CellCounts, CostEstimate, StudyStatus
+from bentham.api.status import ActualCost, CellCounts, CostEstimate, DeadlineSetBy, StudyStatus
 from bentham.core.cells import cell_at, cell_key
 from bentham.core.checkpoint import CellRecord
 from bentham.core.states import TERMINAL_STATES
@@ -142,7 +142,11 @@ def render_status(study: Mapping[str, Any], now: datetime) -> str:
     cost = cost_line(status.estimate, status.cost)
     if cost:
         lines.append(f"Cost:      {cost}")
-    lines.extend(_deadline_lines(status, (spec.get("manifest") or {}).get("deadline"), now))
+    manifest = spec.get("manifest") or {}
+    lines.extend(_deadline_lines(status, manifest.get("deadline"), now))
+    retention = retention_line(manifest)
+    if retention:
+        lines.append(f"Retention: {retention}")
     for label, text in (("Started:", status.startedAt), ("Finished:", status.completedAt)):
         when = _when(text, now)
         if when:
@@ -213,12 +217,30 @@ def render_estimate(name: str, manifest: Manifest, estimate: CostEstimate, warni
     return "\n".join(lines) + "\n"
 
 
+def retention_line(manifest: Mapping[str, Any]) -> str | None:
+    """`2555 days, under legal hold (the Study cannot be deleted)`: what the manifest asks of the evidence store."""
+    days, forever, hold = manifest.get("retentionDays"), manifest.get("preserveForever"), manifest.get("legalHold")
+    parts = []
+    if forever is True:
+        parts.append("kept forever")
+    elif isinstance(days, int) and not isinstance(days, bool):
+        parts.append(f"{days} day{'s' if days != 1 else ''}")
+    if hold is True:
+        parts.append("under legal hold (the Study cannot be deleted until the hold is lifted)")
+    return ", ".join(parts) or None
+
+
 def _deadline_lines(status: StudyStatus, manifest_deadline: str | None, now: datetime) -> list[str]:
     tracked = status.deadline
     deadline = _when((tracked.deadline if tracked else None) or manifest_deadline, now)
     if deadline is None:
         return []
-    lines = [f"Deadline:  {deadline}" + ("  AT RISK" if tracked and tracked.atRisk else "")]
+    timed = tracked is not None and tracked.setBy is DeadlineSetBy.STUDY_TIMEOUT
+    lines = [
+        f"Deadline:  {deadline}"
+        + ("  (the study time-out: running time, paused time excluded)" if timed else "")
+        + ("  AT RISK" if tracked and tracked.atRisk else "")
+    ]
     if tracked is None:
         return lines
     facts = []
