@@ -306,7 +306,8 @@ class Timeouts(ApiModel):
     studyTimeoutMs: int | None = Field(
         default=None,
         ge=60_000,
-        description="Running time (paused time excluded) after which the study is treated as past its deadline.",
+        description="The study's running time (paused time excluded) ends after this long, or at the deadline if "
+        "that comes first; then spec.policy.onDeadlineMissed applies (reason StudyTimedOut). No default.",
     )
     connectionTimeoutMs: int = Field(
         default=10_000, ge=1_000, le=60_000, description="For the executor (BENTHAM_CONNECTION_TIMEOUT_MS)."
@@ -420,6 +421,11 @@ class Manifest(ApiModel):
         """Attempts per cell: execution.retry.maxRetries + 1 when written, else completionCriteria.maxRetriesPerCell."""
         retries = self.execution.retry.maxRetries if self.execution is not None else None
         return retries + 1 if retries is not None else self.completionCriteria.maxRetriesPerCell
+
+    @property
+    def study_timeout_ms(self) -> int | None:
+        """execution.timeouts.studyTimeoutMs: running time after which the study is past its end."""
+        return self.execution.timeouts.studyTimeoutMs if self.execution is not None else None
 
     @property
     def optional_surface_ids(self) -> list[SurfaceId]:

@@ -27,6 +27,13 @@ class StudyState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class DeadlineSetBy(StrEnum):
+    """Which of the manifest's bounds sets the study's end (docs/lifecycle.md, "Deadlines")."""
+
+    DEADLINE = "deadline"
+    STUDY_TIMEOUT = "studyTimeout"
+
+
 class StatusModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -135,7 +142,16 @@ class ActualCost(StatusModel):
 class DeadlineStatus(StatusModel):
     """Whether the study will make its deadline (docs/lifecycle.md, "Deadlines")."""
 
-    deadline: str | None = Field(default=None, description="The manifest's deadline (RFC 3339).")
+    deadline: str | None = Field(
+        default=None,
+        description="When the study's running time ends (RFC 3339): the manifest's deadline, or the moment its "
+        "running time reaches execution.timeouts.studyTimeoutMs, whichever comes first.",
+    )
+    setBy: DeadlineSetBy | None = Field(
+        default=None,
+        description="Which bound sets `deadline`: `deadline` (the manifest's) or `studyTimeout` (running time; "
+        "while paused it moves with the clock, as paused time does not count).",
+    )
     timeRemainingSeconds: int | None = Field(default=None, description="Seconds until the deadline, 0 once passed.")
     cellsNeeded: int | None = Field(
         default=None, description="Required-surface cells still to complete for every threshold to be met."

@@ -1,10 +1,12 @@
 """Watching a study's deadline during one decision: its figures, the at-risk verdict, what passing it does.
 
-The arithmetic is `deadlines`' and the announcements' schedule `escalation`'s; this module ties
-them to one decision: which previous figures still stand (`Watched`), what happens once the
-deadline has passed (`past_deadline`), the deadline status and its announcements
-(`watch_deadline`), what the status shows between refreshes (`shown_deadline`), the AtRisk
-condition, and when the study must be looked at again (`requeue_after`).
+"The deadline" here is the study's end (`study_end`): the manifest's deadline, or its time-out
+of running time, whichever comes first. The arithmetic is `deadlines`' and the announcements'
+schedule `escalation`'s; this module ties them to one decision: which previous figures still
+stand (`Watched`), what happens once the deadline has passed (`past_deadline`), the deadline
+status and its announcements (`watch_deadline`), what the status shows between refreshes
+(`shown_deadline`), the AtRisk condition, and when the study must be looked at again
+(`requeue_after`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Literal
 
 from bentham.api.manifest import Manifest
 from bentham.api.spec import OnDeadlineMissed, Policy
-from bentham.api.status import Condition, DeadlineStatus, Progress, StudyStatus
+from bentham.api.status import Condition, DeadlineSetBy, DeadlineStatus, Progress, StudyStatus
 from bentham.core.conditions import AT_RISK, condition_of
 from bentham.core.coverage import thresholds_met
 from bentham.core.deadlines import DEADLINE_CHECK_SECONDS, DeadlineFigures, assess_risk, deadline_figures
@@ -23,41 +25,68 @@ from bentham.core.decision import StudyEvent
 from bentham.core.escalation import escalate, escalation_stage
 from bentham.core.lifecycle import tally
 from bentham.core.notifications import Note
+from bentham.core.running_time import RunningTime
 from bentham.core.states import is_terminal
-from bentham.core.timestamps import as_utc, parse_rfc3339, rfc3339
+from bentham.core.study_end import StudyEnd, study_end, window_start
+from bentham.core.success_rate import LOW_SUCCESS_RATE, LowSuccess
+from bentham.core.timestamps import parse_rfc3339, rfc3339
 
 MIN_REQUEUE_SECONDS = 1.0
+DEADLINE_MISSED = "DeadlineMissed"
+STUDY_TIMED_OUT = "StudyTimedOut"
 
 
 @dataclass(frozen=True)
 class Watched:
-    """The deadline as the previous status left it."""
+    """The study's end, and what the previous status says about it."""
 
-    deadline: str | None
-    """The manifest's deadline (RFC 3339), None without one."""
+    end: StudyEnd | None
+    """The deadline or the time-out, whichever comes first; None without either."""
     previous: DeadlineStatus | None
-    """The previous deadline status, while it is about the same deadline."""
+    """The previous deadline status, while it is about the same end."""
     missed: bool
-    """This deadline passed short of the thresholds and the policy was applied."""
+    """This end passed short of the thresholds and the policy was applied (and it has not moved later)."""
+
+    @property
+    def deadline(self) -> str | None:
+        """The end (RFC 3339), None without one."""
+        return self.end.text if self.end is not None else None
 
 
-def watched_of(manifest: Manifest, previous: StudyStatus) -> Watched:
-    """What the previous status says about the manifest's current deadline."""
-    given = manifest.deadline
-    text = rfc3339(given) if given is not None else None
-    same = previous.deadline if previous.deadline is not None and previous.deadline.deadline == text else None
-    return Watched(deadline=text, previous=same, missed=same is not None and same.missed)
+def watched_of(manifest: Manifest, previous: StudyStatus, running: RunningTime, now: datetime) -> Watched:
+    """What the previous status says about the study's end now.
+
+    A previous status is about the same end when the same bound sets it: the same deadline, or
+    the time-out (whose moment moves while the study is paused). A missed end stays missed while
+    it is past: moving it later (a later deadline, a longer time-out) makes it a new one.
+    """
+    end = study_end(manifest, running, previous.deadline, now)
+    same = None
+    if end is not None and previous.deadline is not None:
+        shown = previous.deadline
+        if (shown.setBy or DeadlineSetBy.DEADLINE) is end.set_by and (
+            end.set_by is DeadlineSetBy.STUDY_TIMEOUT or shown.deadline == end.text
+        ):
+            same = shown
+    missed = same is not None and same.missed and end is not None and end.at <= now
+    return Watched(end=end, previous=same, missed=missed)
 
 
 def figures_of(
-    manifest: Manifest, *, created_at: datetime, progress: Progress, running_seconds: float, now: datetime
+    end: StudyEnd | None,
+    manifest: Manifest,
+    *,
+    created_at: datetime,
+    progress: Progress,
+    running_seconds: float,
+    now: datetime,
 ) -> DeadlineFigures | None:
-    """The deadline's figures now; None for a study without a deadline."""
-    if manifest.deadline is None:
+    """The figures against the study's end now; None for a study without one."""
+    if end is None:
         return None
     return deadline_figures(
-        deadline=as_utc(manifest.deadline),
-        created_at=created_at,
+        deadline=end.at,
+        created_at=window_start(end, created_at, running_seconds, now),
         progress=progress,
         threshold=manifest.completionCriteria.requiredSurfaces.coverageThreshold,
         running_seconds=running_seconds,
@@ -65,9 +94,9 @@ def figures_of(
     )
 
 
-def is_past(deadline: datetime | None, now: datetime) -> bool:
-    """Whether a deadline is set and has passed."""
-    return deadline is not None and as_utc(deadline) <= now
+def is_past(end: StudyEnd | None, now: datetime) -> bool:
+    """Whether the study has an end and it has passed."""
+    return end is not None and end.at <= now
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,8 @@ class PastDeadline:
     action: Literal["complete", "fail", "ask", "carry_on"]
     message: str
     missed: bool
+    reason: str = ""
+    """`DeadlineMissed` or `StudyTimedOut`, for `fail` and `ask`."""
 
 
 def past_deadline(
@@ -92,19 +123,23 @@ def past_deadline(
         return PastDeadline("complete", "", watched.missed)
     if watched.missed:
         return PastDeadline("carry_on", "", missed=True)
+    assert watched.end is not None
     what = (
-        f"the deadline {watched.deadline} passed with {figures.cells_needed} required cells short of "
+        f"{watched.end.describe()} passed with {figures.cells_needed} required cells short of "
         f"the coverage thresholds (bottleneck {figures.bottleneck})"
     )
+    timed_out = watched.end.set_by is DeadlineSetBy.STUDY_TIMEOUT
+    reason = STUDY_TIMED_OUT if timed_out else DEADLINE_MISSED
     if policy.onDeadlineMissed is OnDeadlineMissed.FAIL:
-        return PastDeadline("fail", f"Deadline missed: {what}", missed=True)
-    return PastDeadline("ask", f"{what}; no cell starts", missed=True)
+        headline = "Timed out" if timed_out else "Deadline missed"
+        return PastDeadline("fail", f"{headline}: {what}", missed=True, reason=reason)
+    return PastDeadline("ask", f"{what}; no cell starts", missed=True, reason=reason)
 
 
-def completed_at_deadline(progress: Progress) -> str:
-    """The message of a study completed at its deadline."""
+def completed_at_deadline(progress: Progress, end: StudyEnd) -> str:
+    """The message of a study completed at its end."""
     return (
-        f"Complete at the deadline: every required surface meets its coverage threshold; "
+        f"Complete at {end.name}: every required surface meets its coverage threshold; "
         f"{progress.skippedCells} cells skipped. {tally(progress)}"
     )
 
@@ -146,8 +181,9 @@ def watch_deadline(
     notes: list[Note] = []
     if escalation.announce:
         stage = escalation.stage or 0
+        assert watched.end is not None
         text = (
-            f"At risk of missing the deadline {watched.deadline} (stage {stage}: "
+            f"At risk of missing {watched.end.describe()} (stage {stage}: "
             f"{figures.time_used:.0%} of the time used): {risk.message}"
         )
         events.append(StudyEvent("Warning", "AtRisk", text))
@@ -156,6 +192,7 @@ def watch_deadline(
         events.append(StudyEvent("Normal", "BackOnSchedule", risk.message))
     status = DeadlineStatus(
         deadline=watched.deadline,
+        setBy=watched.end.set_by if watched.end is not None else None,
         timeRemainingSeconds=int(figures.time_remaining),
         cellsNeeded=figures.cells_needed,
         requiredRate=_rate(figures.required_rate),
@@ -181,6 +218,8 @@ class ShownDeadline:
     """With the figures last written, while they still stand (a minute); None when they must refresh."""
     condition: Condition | None
     """The AtRisk condition to set, if any."""
+    events: list[StudyEvent] = field(default_factory=list)
+    """A warning as the study falls below its success rate."""
 
 
 def shown_deadline(
@@ -188,43 +227,47 @@ def shown_deadline(
     watched: Watched,
     *,
     missed: bool,
-    has_deadline: bool,
+    low: LowSuccess | None,
     previous: StudyStatus,
     generation: int,
     now: datetime,
 ) -> ShownDeadline:
-    """The deadline status and AtRisk condition of the new status."""
+    """The deadline status and AtRisk condition of the new status.
+
+    The study is at risk when it may miss its deadline (the deadline's reason wins) or when too
+    few attempts pass (`LowSuccessRate`, see `success_rate`).
+    """
     fresh = watch.status
     if fresh is None and watched.previous is not None:
         fresh = watched.previous.model_copy(update={"missed": missed})
+    had = next((c for c in previous.conditions if c.type == AT_RISK), None)
+    verdict: tuple[bool, str, str] | None = None
+    if watch.status is not None and watch.at_risk:
+        verdict = (True, watch.reason, watch.summary)
+    elif low is not None:
+        verdict = (True, LOW_SUCCESS_RATE, low.summary)
+    elif watch.status is not None:
+        verdict = (False, watch.reason, watch.summary)
+    elif had is not None:
+        verdict = (False, "NoDeadline", "The study has no deadline and enough of its attempts pass")
     condition = None
-    if watch.status is not None:
+    events = []
+    if verdict is not None:
+        at_risk, reason, summary = verdict
         condition = condition_of(
-            AT_RISK,
-            watch.status.atRisk,
-            reason=watch.reason,
-            message=watch.summary,
-            previous=previous.conditions,
-            generation=generation,
+            AT_RISK, at_risk, reason=reason, message=summary, previous=previous.conditions, generation=generation,
             now=now,
-        )
-    elif not has_deadline and any(c.type == AT_RISK for c in previous.conditions):
-        condition = condition_of(
-            AT_RISK,
-            False,
-            reason="NoDeadline",
-            message="The study has no deadline",
-            previous=previous.conditions,
-            generation=generation,
-            now=now,
-        )
+        )  # fmt: skip
+        fell = reason == LOW_SUCCESS_RATE and not (had is not None and had.status == "True" and had.reason == reason)
+        if low is not None and fell:
+            events.append(StudyEvent("Warning", LOW_SUCCESS_RATE, low.message))
     carried = None if _stale(watched.previous, now) else _carried(fresh, watched.previous)
-    return ShownDeadline(fresh, carried, condition)
+    return ShownDeadline(fresh, carried, condition, events)
 
 
-def requeue_after(manifest: Manifest, status: StudyStatus, retry_in: float | None, *, now: datetime) -> float | None:
-    """When to decide again unprompted: a retry due, the next deadline check, the deadline itself."""
-    if manifest.deadline is None or status.state is None or is_terminal(status.state):
+def requeue_after(end: StudyEnd | None, status: StudyStatus, retry_in: float | None, *, now: datetime) -> float | None:
+    """When to decide again unprompted: a retry due, the next deadline check, the study's end itself."""
+    if end is None or status.state is None or is_terminal(status.state):
         return retry_in
     checked = status.deadline.checkedAt if status.deadline is not None else None
     try:
@@ -232,7 +275,7 @@ def requeue_after(manifest: Manifest, status: StudyStatus, retry_in: float | Non
     except ValueError:
         last = now
     waits = [DEADLINE_CHECK_SECONDS - (now - last).total_seconds()]
-    until = (as_utc(manifest.deadline) - now).total_seconds()
+    until = (end.at - now).total_seconds()
     if until > 0:
         waits.append(until)
     check_in = max(MIN_REQUEUE_SECONDS, min(waits))
@@ -256,6 +299,7 @@ def _carried(fresh: DeadlineStatus | None, watched: DeadlineStatus | None) -> De
         return None
     return fresh.model_copy(
         update={
+            "deadline": watched.deadline,  # a paused study's time-out moves with the clock: shown as refreshed
             "timeRemainingSeconds": watched.timeRemainingSeconds,
             "cellsNeeded": watched.cellsNeeded,
             "requiredRate": watched.requiredRate,

@@ -41,7 +41,6 @@ from bentham.core.running_time import is_running
 from bentham.core.timestamps import rfc3339, rfc3339_millis
 
 SURFACE_FAILING = "SurfaceFailing"
-DEADLINE_MISSED = "DeadlineMissed"
 
 
 def counts_towards_intervention(verdict: Verdict, policy: Policy) -> bool:

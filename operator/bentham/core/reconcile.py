@@ -16,10 +16,11 @@ It is a pipeline of small steps, each in the module named for its concern, read 
 5. cancel; take a person's acknowledgement, reopening blocked cells (`intervention`);
 6. fail early when a required surface can no longer reach its threshold (`coverage`), then
    start or pause (`lifecycle`);
-7. past the deadline: skip the cells not started and complete, fail or ask for a person
+7. past the deadline (or the time-out, `study_end`): skip the cells not started and complete, fail or ask for a person
    (`deadline_watch`);
 8. block surfaces a person must save (`intervention`), follow pause and resume;
-9. watch the deadline and adjust parallelism (`deadline_watch`, `escalation`);
+9. watch the deadline and adjust parallelism (`deadline_watch`, `escalation`), and the
+   success rate (`success_rate`);
 10. recreate lost Jobs, then complete once every cell settled, or fill the free slots in the
     fair order, required surfaces' cells first (`fanout`);
 11. summarise: the new status, what to create, delete, announce and notify (`summary`).
@@ -71,7 +72,6 @@ from bentham.core.fanout import (
     start_cells,
 )
 from bentham.core.intervention import (
-    DEADLINE_MISSED,
     Asking,
     ask_for_person,
     block_failing_surfaces,
@@ -93,6 +93,7 @@ from bentham.core.running_time import running_time_of
 from bentham.core.spec_hold import hold, release
 from bentham.core.states import is_terminal
 from bentham.core.study_status import Tracking
+from bentham.core.success_rate import low_success
 from bentham.core.summary import Given, Pass, end_early, summarise
 from bentham.core.timestamps import as_utc
 
@@ -175,7 +176,8 @@ def decide(
         f"Queued: {len(manifest.queries)} queries x {len(manifest.surfaces)} surfaces x "
         f"{len(manifest.locations)} locations = {manifest.cell_count} cells"
     )
-    given = Given(this, validation.spec, validation.warnings, stored, watched_of(manifest, previous), matrix, pricing)
+    watched = watched_of(manifest, previous, running_time_of(previous), now)
+    given = Given(this, validation.spec, validation.warnings, stored, watched, matrix, pricing)
     return _advance(life, given, created_at, jobs, every_job)
 
 
@@ -236,14 +238,17 @@ def _advance(
         return summarise(life, given, aborted(records), tracking, delete=every_job)
 
     life.start(paused=spec.paused, cells=len(records))
-    if progress.skippedCells and not is_past(manifest.deadline, now):
-        records = unskip(records)  # the deadline moved later: skipped cells may run after all
+    end = given.watched.end
+    if progress.skippedCells and not is_past(end, now):
+        records = unskip(records)  # the end moved later: skipped cells may run after all
         progress = progress_of(manifest, records)
     running_seconds = tracking.running.at(now)
-    figures = figures_of(manifest, created_at=created_at, progress=progress, running_seconds=running_seconds, now=now)
+    figures = figures_of(
+        end, manifest, created_at=created_at, progress=progress, running_seconds=running_seconds, now=now
+    )
     asking = Asking(study.name, spec.interventionAck, now)
     missed = given.watched.missed
-    if figures is not None and figures.time_remaining <= 0:
+    if figures is not None and end is not None and figures.time_remaining <= 0:
         past = past_deadline(progress, figures, given.watched, policy, threshold=threshold)
         missed = past.missed
         if past.action == "complete":
@@ -251,14 +256,15 @@ def _advance(
             records = skip_open(records)
             progress = progress_of(manifest, records)
             if progress.executingCells == 0:
-                life.complete(completed_at_deadline(progress), checking="The deadline has passed; checking coverage")
+                checking = f"{end.name.capitalize()} has passed; checking coverage"
+                life.complete(completed_at_deadline(progress, end), checking=checking)
                 return summarise(life, given, records, tracking, delete=every_job, missed=missed)
         if past.action == "fail":
-            life.end(StudyState.FAILED, DEADLINE_MISSED, past.message)
+            life.end(StudyState.FAILED, past.reason, past.message)
             return summarise(life, given, aborted(records), tracking, delete=every_job, missed=missed)
         if past.action == "ask":
             intervention, event, note = ask_for_person(
-                intervention, asking, reason=DEADLINE_MISSED, cause="deadline", what=past.message, stop=True
+                intervention, asking, reason=past.reason, cause="deadline", what=past.message, stop=True
             )
             life.announce([event], [note])
 
@@ -299,9 +305,10 @@ def _advance(
     started = Started(records, [], None)
     if may_start:
         started = _complete_or_start(life, given, records, progress, intervention, change.parallelism, job_of)
+    low = low_success(started.records, manifest.completionCriteria.minSuccessRate)
     return summarise(
         life, given, started.records, tracking, create=create + started.jobs, delete=book.finished_jobs,
-        retry_in=started.retry_in, watch=watch, missed=missed,
+        retry_in=started.retry_in, watch=watch, missed=missed, low=low,
     )  # fmt: skip
 
 

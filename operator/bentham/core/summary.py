@@ -24,6 +24,7 @@ from bentham.core.notifications import StudyIdentity, notifications
 from bentham.core.pricing import PricingTable
 from bentham.core.states import is_terminal
 from bentham.core.study_status import RecordedCells, Tracking, compose_status
+from bentham.core.success_rate import LowSuccess
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,22 +64,24 @@ def summarise(
     retry_in: float | None = None,
     watch: DeadlineWatch | None = None,
     missed: bool | None = None,
+    low: LowSuccess | None = None,
 ) -> Decision:
     """The decision of a study whose cells were read: its status records `records`.
 
     `watch` is this decision's deadline watch, if it got that far; `missed` whether the deadline
-    counts as missed now (as before, if not given).
+    counts as missed now (as before, if not given); `low` the success-rate warning, if any.
     """
     this, manifest = given.this, given.spec.manifest
     shown = shown_deadline(
         watch if watch is not None else DeadlineWatch(status=None),
         given.watched,
         missed=given.watched.missed if missed is None else missed,
-        has_deadline=manifest.deadline is not None,
+        low=low,
         previous=this.previous,
         generation=this.generation,
         now=this.now,
     )
+    life.announce(shown.events)
     message = waiting_message(tracking.intervention, life.current, this.study.name)
     in_flight = [
         job_name(this.study.name, this.study.uid, index, record.attempts)
@@ -110,7 +113,7 @@ def summarise(
         create=list(create),
         delete=sorted(set(delete)),
         events=life.events,
-        requeue_after=requeue_after(manifest, status, retry_in, now=this.now),
+        requeue_after=requeue_after(given.watched.end, status, retry_in, now=this.now),
         notifications=notifications(life.notes, study=this.study, status=status, now=this.now),
         derived=derived,
     )

@@ -81,6 +81,7 @@ def test_deadline_is_recorded_in_status() -> None:
     # 8 required cells at a 0.95 threshold, 732 hours before the deadline, nothing run yet.
     assert decision.status["deadline"] == {
         "deadline": "2030-02-01T00:00:00Z",
+        "setBy": "deadline",
         "timeRemainingSeconds": 2_635_200,
         "cellsNeeded": 8,
         "requiredRate": 0.01093,
