@@ -23,7 +23,15 @@ from hypothesis import strategies as st
 from kubernetes import client
 from pydantic import ValidationError
 
-from bentham.api.manifest import CompletionCriteria, RequiredSurfaces
+from bentham.api.manifest import (
+    CheckpointSettings,
+    CompletionCriteria,
+    Execution,
+    RequiredSurfaces,
+    Retry,
+    RetryConditions,
+    Timeouts,
+)
 from bentham.api.spec import StudySpec
 from bentham.api.validation import Invalid, Valid, validate_spec
 from tests.support import paths
@@ -284,6 +292,33 @@ def test_explain_prints_the_models_descriptions(study_crd: Any) -> None:
             return
         time.sleep(1)
     raise AssertionError(f"kubectl explain never showed the descriptions {wanted}:\n{flat}")
+
+
+def test_explain_documents_every_field_of_the_execution_block(study_crd: Any) -> None:
+    """`kubectl explain study.spec.manifest.execution` and its parts: every field, with the model's words."""
+    parts = {
+        "": Execution,
+        ".retry": Retry,
+        ".retry.retryConditions": RetryConditions,
+        ".checkpoint": CheckpointSettings,
+        ".timeouts": Timeouts,
+    }
+    missing: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the OpenAPI of a new CRD publishes a few seconds late
+        missing = []
+        for path, model in parts.items():
+            shown = study_crd.kubectl("explain", f"study.spec.manifest.execution{path}", check=False).stdout
+            flat = " ".join(shown.split())  # explain wraps long lines
+            for name, field in model.model_fields.items():
+                assert field.description, f"execution{path}.{name} has no description in the model"
+                named = re.search(rf"^\s*{name}\s", shown, re.MULTILINE) is not None
+                if not named or " ".join(field.description.split()) not in flat:
+                    missing.append(f"execution{path}.{name}")
+        if not missing:
+            return
+        time.sleep(1)
+    raise AssertionError(f"kubectl explain does not document {missing}")
 
 
 # --- The API server and the models reach the same verdict on the same spec -------------------
