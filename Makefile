@@ -107,6 +107,11 @@ bench: install ## Benchmarks on a second control plane (.cluster-bench/), beside
 	$(CLUSTER) reset 2>/dev/null; $(CLUSTER) up >/dev/null && trap '$(CLUSTER) down' EXIT && \
 	$(BIN)/python -m bench.run --kubeconfig $(BENCH_CLUSTER_DIR)/kubeconfig --out bench/results/latest.json $(BENCH_ARGS)
 
+.PHONY: bench-pass
+bench-pass: install ## One worker pass at 100,000 cells (and 3,000), one Job changed: JSON per size, no cluster.
+	$(BIN)/python -m bench.pass_time $(BENCH_ARGS)
+	$(BIN)/python -m bench.pass_time --queries 150 --surfaces 4 --locations 5 --parallelism 100 $(BENCH_ARGS)
+
 .PHONY: profile
 profile: install ## Profile the operator with py-spy during the 3,000-cell scenario; writes bench/results/profile/.
 	@export BENTHAM_CLUSTER_DIR=$(BENCH_CLUSTER_DIR); \

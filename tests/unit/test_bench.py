@@ -95,3 +95,13 @@ def test_the_run_is_judged_on_its_duration_only_when_every_scenario_ran_at_full_
     partial = [*every[:2], result("operator", "20x500", scale=0.1, wall_ratio=1.0)]
     assert not [t for t in targets(partial, duration_s=60) if t.scenario == "run"]
     assert not [t for t in targets(every) if t.scenario == "run"]
+
+
+def test_pass_time_times_passes_that_each_finish_one_job_and_start_its_successor() -> None:
+    from bench.pass_time import run
+
+    result = run(queries=3, surfaces=2, locations=2, parallelism=4, passes=5)
+    assert result["cells"] == 12 and result["passes"] == 5
+    assert 0 < result["decide_ms"] <= result["pass_max_ms"]
+    assert result["pass_median_ms"] <= result["pass_max_ms"]
+    assert {"observe_ms", "plan_ms", "serialise_ms"} <= result.keys()
