@@ -24,13 +24,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from bench.scenarios import GOOD_RESULT
 from bentham.api.manifest import LocationId, SurfaceId
 from bentham.api.names import GROUP, VERSION
 from bentham.core.decision import ObservedJob
 from bentham.core.reconcile import decide
 from bentham.core.sightings import PodSighting, observed_jobs
 from bentham.core.write_plan import plan_write, stored_status
-from bench.scenarios import GOOD_RESULT
 
 T = TypeVar("T")
 UID = "00000000-0000-4000-8000-000000000100"
