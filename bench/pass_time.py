@@ -52,9 +52,9 @@ def spec_of(queries: int, surfaces: int, locations: int, parallelism: int) -> di
     }
 
 
-def timed(parts: dict[str, list[float]], name: str, work: Callable[[], T]) -> T:
+def timed(parts: dict[str, list[float]], name: str, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     started = time.perf_counter()
-    result = work()
+    result = work(*args, **kwargs)
     parts.setdefault(name, []).append((time.perf_counter() - started) * 1000)
     return result
 
@@ -76,19 +76,11 @@ def run(queries: int, surfaces: int, locations: int, parallelism: int, passes: i
             jobs[running.name] = replace(running, phase="succeeded", finished_at=now)
             messages[running.name] = PodSighting(running.name, terminated=True, message=message)
         started = time.perf_counter()
-        observed = timed(parts, "observe_ms", lambda: observed_jobs(jobs.values(), messages, now))
-        decision = timed(
-            parts,
-            "decide_ms",
-            lambda: decide(**common, status=stored, jobs=observed, now=now, derived=derived),  # noqa: B023
-        )
-        plan = timed(
-            parts,
-            "plan_ms",
-            lambda: plan_write(stored, None, decision, since_last_write=60.0, interval=0.0),  # noqa: B023
-        )
+        observed = timed(parts, "observe_ms", observed_jobs, jobs.values(), messages, now)
+        decision = timed(parts, "decide_ms", decide, **common, status=stored, jobs=observed, now=now, derived=derived)
+        plan = timed(parts, "plan_ms", plan_write, stored, None, decision, since_last_write=60.0, interval=0.0)
         if plan.write is not None:
-            sent = timed(parts, "serialise_ms", lambda: json.dumps(plan.write.as_stored()))  # noqa: B023
+            sent = timed(parts, "serialise_ms", lambda status: json.dumps(status.as_stored()), plan.write)
             body["status"], written = json.loads(sent), plan.write
         if number >= 2:
             totals.append((time.perf_counter() - started) * 1000)
