@@ -52,10 +52,10 @@ def spec_of(queries: int, surfaces: int, locations: int, parallelism: int) -> di
     }
 
 
-def timed(parts: dict[str, list[float]], name: str, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def timed(parts: dict[str, list[float]], part: str, work: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     started = time.perf_counter()
     result = work(*args, **kwargs)
-    parts.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+    parts.setdefault(part, []).append((time.perf_counter() - started) * 1000)
     return result
 
 

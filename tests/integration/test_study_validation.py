@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bentham.api.manifest import (
     CheckpointSettings,
@@ -296,7 +296,7 @@ def test_explain_prints_the_models_descriptions(study_crd: Any) -> None:
 
 def test_explain_documents_every_field_of_the_execution_block(study_crd: Any) -> None:
     """`kubectl explain study.spec.manifest.execution` and its parts: every field, with the model's words."""
-    parts = {
+    parts: dict[str, type[BaseModel]] = {
         "": Execution,
         ".retry": Retry,
         ".retry.retryConditions": RetryConditions,
