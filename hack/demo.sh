@@ -12,8 +12,10 @@ export KUBECONFIG
 KUBECONFIG=$(python3 hack/cluster.py up)
 echo "kubeconfig: $KUBECONFIG"
 
+# The Study API as `make install-api` installs it: the CRD and the legal-hold admission policy.
 kubectl apply --server-side -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/studies.bentham.io --timeout=60s >/dev/null
+kubectl apply --server-side -f manifests/legal-hold.yaml >/dev/null
 
 mkdir -p .cluster/logs
 "$VENV_BIN/bentham-operator" --namespace "$NAMESPACE" >.cluster/logs/operator.log 2>&1 &
