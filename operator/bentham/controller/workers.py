@@ -189,7 +189,7 @@ class StudyWorker:
 
         An ended pod's message never changes, so each is read once and kept while its Job exists.
         """
-        names = {job.name for job in jobs}
+        names = {job.name: job.uid for job in jobs}  # a pod counts only for the Job (by uid) that controls it
         for gone in self._messages.keys() - names:
             del self._messages[gone]
         for gone in self._sightings.keys() - names:
@@ -197,8 +197,8 @@ class StudyWorker:
         unread = sorted(job.name for job in jobs if job.phase != "running" and job.name not in self._messages)
         for start in range(0, len(unread), PODS_PER_LIST):
             for pod in await self._kube.finished_pods(namespace, self.key[1], unread[start : start + PODS_PER_LIST]):
-                sighting = pod_sighting(pod)
-                if sighting is not None and sighting.terminated and sighting.job_name in names:
+                sighting = pod_sighting(pod, names)
+                if sighting is not None and sighting.terminated:
                     self._messages[sighting.job_name] = sighting
 
     async def _carry_out(self, study: StudyRef, plan: WritePlan) -> None:
