@@ -31,6 +31,7 @@ from bentham.controller.observe import created_at, job_sighting, pod_sighting
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.core import (
     Derived,
+    ExecutorPolicy,
     Held,
     ObservedJob,
     PodSighting,
@@ -69,6 +70,7 @@ class StudyWorker:
         batch_window_s: float,
         status_interval_s: float,
         pricing: PricingTable | None = None,
+        executor_policy: ExecutorPolicy | None = None,
     ) -> None:
         self.key = key
         self._kube = kube
@@ -78,6 +80,7 @@ class StudyWorker:
         self._batch_window_s = batch_window_s
         self._status_interval_s = status_interval_s
         self._pricing = pricing
+        self._executor_policy = executor_policy
         self._body: dict[str, Any] = {}
         self._written: StudyStatus | None = None  # the status we last wrote
         self._written_at = float("-inf")  # time.monotonic() of our last status write
@@ -170,6 +173,7 @@ class StudyWorker:
             now=now,
             derived=self._derived,
             pricing=self._pricing,
+            executor_policy=self._executor_policy,
         )
         self._decided, self._derived = decision.status, decision.derived
         plan = plan_write(
@@ -258,6 +262,7 @@ class Workers:
         batch_window_s: float,
         status_interval_s: float,
         pricing: PricingTable | None = None,
+        executor_policy: ExecutorPolicy | None = None,
     ) -> None:
         self._kube = kube
         self._webhooks = webhooks
@@ -265,6 +270,7 @@ class Workers:
         self._batch_window_s = batch_window_s
         self._status_interval_s = status_interval_s
         self._pricing = pricing
+        self._executor_policy = executor_policy
         self._workers: dict[StudyKey, StudyWorker] = {}
         self.jobs: JobSource | None = None
 
@@ -282,6 +288,7 @@ class Workers:
                 self._batch_window_s,
                 self._status_interval_s,
                 self._pricing,
+                self._executor_policy,
             )
             worker.start()
         worker.see(body)

@@ -62,6 +62,7 @@ from bentham.core.deadline_watch import (
 )
 from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
 from bentham.core.escalation import adjust_parallelism
+from bentham.core.executor_policy import ExecutorPolicy, within_policy
 from bentham.core.fanout import (
     Started,
     effective_parallelism,
@@ -114,13 +115,15 @@ def decide(
     now: datetime,
     derived: Derived | None = None,
     pricing: PricingTable | None = None,
+    executor_policy: ExecutorPolicy | None = None,
 ) -> Decision:
     """Everything that should happen next for the Study `namespace/name`.
 
     `spec` is the raw spec (a dict, as stored); `status` the last status, raw as stored or as
     this operator decided it (None for a new study); `jobs` every Job of this study that exists;
     `now` the current time; `derived` what the last decision about this study left for this one;
-    `pricing` the cost estimate's table (the built-in one when None).
+    `pricing` the cost estimate's table (the built-in one when None); `executor_policy` what
+    the study's pods may ask for (`core.executor_policy`; None allows nothing beyond the defaults).
     """
     now, created_at = as_utc(now), as_utc(created_at)  # A naive time from a test or a client is UTC.
     every_job = sorted({job.name for job in jobs})
@@ -143,7 +146,7 @@ def decide(
     if life.state is StudyState.VALIDATING_RESULTS:
         life.move(StudyState.EXECUTING, None)  # Never stored by this decider; carry on from executing.
 
-    validation = validate_spec(spec, created_at=created_at, now=now)
+    validation = within_policy(validate_spec(spec, created_at=created_at, now=now), namespace, executor_policy)
     if isinstance(validation, Invalid) and life.state not in _BEFORE_VALIDATION:
         return hold(validation, previous, generation, now)
     if isinstance(validation, Invalid):
