@@ -19,7 +19,7 @@ from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from bentham.api.spec import Executor
 from bentham.api.validation import Invalid, Valid, describe
@@ -42,7 +42,12 @@ def _is_cap(text: str) -> str:
     return text
 
 
-Cap = Annotated[str, AfterValidator(_is_cap)]
+def _as_text(value: Any) -> Any:
+    """`cpu: 2` in YAML is a number; Kubernetes reads it as the quantity "2", and so does the policy."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+Cap = Annotated[str, BeforeValidator(_as_text), AfterValidator(_is_cap)]
 
 
 class _PolicyModel(BaseModel):

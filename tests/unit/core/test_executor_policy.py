@@ -272,3 +272,15 @@ def test_a_running_study_the_policy_no_longer_allows_is_held_and_carries_on_once
     study.spec = with_executor(study.spec, parallelism=4)
     study.step(at(2))
     assert study.condition("SpecValid")["status"] == "True"
+
+
+def test_a_cap_written_as_a_yaml_number_is_the_quantity_it_spells() -> None:
+    policy = executor_policy_of("default: {maxResources: {limits: {cpu: 2, memory: 1Gi}}}")
+    assert policy.default.maxResources is not None and policy.default.maxResources.limits == {
+        "cpu": "2",
+        "memory": "1Gi",
+    }
+    assert refused(policy, resources={"limits": {"cpu": "2500m", "memory": "1Gi"}}) == [
+        "executor.resources.limits.cpu: 2500m is more than 2, the cap set for namespace team-x by the operator's "
+        "executor policy"
+    ]
