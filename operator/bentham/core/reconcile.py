@@ -9,7 +9,8 @@ same names, until they show up), and posts no event and notes no notification tw
 It is a pipeline of small steps, each in the module named for its concern, read top to bottom:
 
 1. read the status; a terminal study only has its leftover Jobs deleted;
-2. validate the spec: a new study that is invalid fails, a running one is held (`spec_hold`);
+2. validate the spec, and its executor against the admin's policy (`executor_policy`): a new
+   study that is invalid fails, a running one is held (`spec_hold`);
 3. read the checkpoint (`checkpoint`), or reuse the records the last decision derived; a spec
    whose cell matrix is not the one the study started with holds it too (`matrix`);
 4. record the finished attempts (`outcomes`), announcing them (`cell_events`, `notifications`);
