@@ -18,6 +18,7 @@ import kopf
 
 from bentham import __version__
 from bentham.controller.config import OperatorConfig
+from bentham.core.executor_policy import ExecutorPolicyInvalid
 from bentham.core.pricing import PricingInvalid
 
 log = logging.getLogger("bentham")
@@ -63,8 +64,10 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["BENTHAM_METRICS_PORT"] = str(args.metrics_port)  # read with the rest in OperatorConfig
     namespaces = args.namespace or [n for n in os.environ.get("BENTHAM_NAMESPACES", "").split(",") if n]
     try:
-        pricing = OperatorConfig.from_environment().pricing()  # once, at start: a bad file stops us here
-    except PricingInvalid as error:
+        settings = OperatorConfig.from_environment()
+        # Once, at start: a bad file stops us here.
+        pricing, executor_policy = settings.pricing(), settings.executor_policy()
+    except (PricingInvalid, ExecutorPolicyInvalid) as error:
         parser.exit(2, f"bentham-operator: {error}\n")
     kopf.configure(verbose=args.verbose)  # kopf's log format, for ours and its own
     import bentham.controller.handlers  # noqa: F401  (registers the handlers)
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
             namespaces=namespaces,
             standalone=True,  # one replica acts at a time: the Lease, not kopf's peering, decides which
             liveness_endpoint=args.liveness or None,
-            memo=kopf.Memo(pricing=pricing),
+            memo=kopf.Memo(pricing=pricing, executor_policy=executor_policy),
         )
     finally:
         stop.set()

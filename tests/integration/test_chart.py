@@ -25,6 +25,7 @@ from kubernetes import client, config
 
 from bench.operator_process import start_operator
 from bentham.api.manifest import SurfaceId
+from bentham.core.executor_policy import executor_policy_of
 from bentham.core.pricing import pricing_with_overrides
 from tests.shipping import (
     CHART,
@@ -185,6 +186,31 @@ def test_the_pricing_value_is_a_configmap_mounted_where_the_operator_reads_it_an
         return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/pricing"])
 
     assert checksum({"pricing": tiny}) != checksum({"pricing": {"unknownSurfaceRequestUsd": 0.02}})
+
+
+def test_the_executor_policy_value_is_a_configmap_mounted_where_the_operator_reads_it() -> None:
+    policy = {
+        "default": {"serviceAccounts": ["bentham-executor"], "maxResources": {"limits": {"cpu": 2, "memory": "2Gi"}}},
+        "namespaces": {"tenant-*": {"maxParallelism": 50}},
+    }
+    documents = render_chart({"executorPolicy": policy})
+    (configmap,) = only(documents, "ConfigMap")
+    (deployment,) = only(documents, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    path = env_of(documents)["BENTHAM_EXECUTOR_POLICY_FILE"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+
+    read = executor_policy_of(configmap["data"][path.removeprefix(mount["mountPath"] + "/")])  # as at start
+    assert read.allowances("tenant-a").maxParallelism == 50
+    assert read.default.maxResources is not None and read.default.maxResources.limits == {"cpu": "2", "memory": "2Gi"}
+    assert "checksum/executor-policy" in deployment["spec"]["template"]["metadata"]["annotations"]
+
+    assert "BENTHAM_EXECUTOR_POLICY_FILE" not in env_of(render_chart({}))
+    refused = helm("template", "x", str(CHART), "--set-json", 'executorPolicy={"default": {"serviceAcounts": []}}',
+                   check=False)  # fmt: skip
+    assert refused.returncode != 0 and "serviceAcounts" in refused.stderr
 
 
 def test_pricing_from_a_configmap_of_ones_own_or_none_at_all() -> None:

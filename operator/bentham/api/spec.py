@@ -35,6 +35,29 @@ class Resources(ApiModel):
     limits: dict[str, str] | None = Field(default=None, description="Maximum resources, e.g. memory: 256Mi.")
 
 
+# Numeric ids only: `runAsNonRoot` can be checked by the kubelet only against a number, and 0 is root.
+PosixId = Annotated[int, Field(ge=1, le=2_147_483_647)]
+
+
+class ExecutorSecurityContext(ApiModel):
+    """What a study may choose of its pods' security context: only what keeps them within `restricted`.
+
+    The operator always sets runAsNonRoot, no privilege escalation, every capability dropped and
+    the RuntimeDefault seccomp profile (docs/executor.md); none of that can be turned off here.
+    """
+
+    runAsUser: PosixId | None = Field(
+        default=None, description="The user id the executor runs as (not 0). Default: 65532."
+    )
+    runAsGroup: PosixId | None = Field(
+        default=None, description="The primary group id of the executor's processes (not 0). Default: 65532."
+    )
+    fsGroup: PosixId | None = Field(default=None, description="The group that owns the pod's volumes (not 0).")
+    readOnlyRootFilesystem: bool | None = Field(
+        default=None, description="true mounts the container's root filesystem read-only."
+    )
+
+
 class Executor(ApiModel):
     """The Job template of a cell: what runs one query on one surface from one location."""
 
@@ -47,11 +70,26 @@ class Executor(ApiModel):
     env: list[EnvVar] | None = Field(default=None, max_length=128, description="Extra environment variables.")
     resources: Resources | None = Field(default=None, description="Container resources.")
     serviceAccountName: str | None = Field(
-        default=None, max_length=253, description="ServiceAccount the executor's pods run as."
+        default=None,
+        max_length=253,
+        description=(
+            "ServiceAccount the executor's pods run as, with its token mounted; one the operator's "
+            "executor policy allows. Unset: the namespace's default, without a token."
+        ),
     )
-    nodeSelector: dict[str, str] | None = Field(default=None, description="Node labels the pods must match.")
+    nodeSelector: dict[str, str] | None = Field(
+        default=None, description="Node labels the pods must match; keys the operator's executor policy allows."
+    )
     tolerations: list[KubeObject] | None = Field(
-        default=None, max_length=64, description="core/v1 Tolerations for the pods."
+        default=None,
+        max_length=64,
+        description="core/v1 Tolerations for the pods; each one the operator's executor policy allows.",
+    )
+    securityContext: ExecutorSecurityContext | None = Field(
+        default=None,
+        description=(
+            "Tightens the pods' security context (user, group, read-only root); the restricted defaults always apply."
+        ),
     )
     podLabels: dict[str, str] | None = Field(default=None, description="Extra labels on every cell's pod.")
     podAnnotations: dict[str, str] | None = Field(default=None, description="Extra annotations on every cell's pod.")

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bentham.core.executor_policy import ExecutorPolicy, ExecutorPolicyInvalid, executor_policy_of
 from bentham.core.pricing import PricingInvalid, PricingTable, builtin_pricing, pricing_with_overrides
 
 
@@ -21,6 +22,8 @@ class OperatorConfig:
     """Port of the Prometheus endpoint (/metrics) on all addresses; 0 turns it off."""
     pricing_file: str | None = None
     """A pricing table laid over the built-in one for cost estimates (docs/cost.md); None: the built-in one."""
+    executor_policy_file: str | None = None
+    """What studies may ask of their pods, per namespace (docs/executor.md); None: nothing beyond the defaults."""
 
     @classmethod
     def from_environment(cls) -> OperatorConfig:
@@ -30,6 +33,7 @@ class OperatorConfig:
             watch_timeout_s=int(os.environ.get("BENTHAM_WATCH_TIMEOUT_SECONDS", cls.watch_timeout_s)),
             metrics_port=int(os.environ.get("BENTHAM_METRICS_PORT", cls.metrics_port)),
             pricing_file=os.environ.get("BENTHAM_PRICING_FILE") or None,
+            executor_policy_file=os.environ.get("BENTHAM_EXECUTOR_POLICY_FILE") or None,
         )
 
     def pricing(self) -> PricingTable:
@@ -45,3 +49,18 @@ class OperatorConfig:
         except OSError as error:
             raise PricingInvalid(f"BENTHAM_PRICING_FILE {self.pricing_file} cannot be read: {error}") from error
         return pricing_with_overrides(text, f"BENTHAM_PRICING_FILE {self.pricing_file}")
+
+    def executor_policy(self) -> ExecutorPolicy:
+        """The executor policy: `executor_policy_file` when set, else the default (nothing allowed beyond the defaults).
+
+        Read once, at start, like the pricing table: a file that cannot be read or used stops the
+        operator rather than running every study under a policy nobody meant.
+        """
+        if self.executor_policy_file is None:
+            return ExecutorPolicy()
+        source = f"BENTHAM_EXECUTOR_POLICY_FILE {self.executor_policy_file}"
+        try:
+            text = Path(self.executor_policy_file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ExecutorPolicyInvalid(f"{source} cannot be read: {error}") from error
+        return executor_policy_of(text, source)

@@ -55,6 +55,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         batch_window_s=config.batch_window_s,
         status_interval_s=config.status_interval_s,
         pricing=memo.get("pricing"),  # read by bentham-operator before kopf starts; None: the built-in table
+        executor_policy=memo.get("executor_policy"),  # likewise; None: nothing beyond the defaults
     )
     metrics.watch_studies(memo.workers.gauges)
     if config.metrics_port:

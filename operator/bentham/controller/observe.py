@@ -4,6 +4,10 @@ kopf indexes every Job labelled with a study's uid (see `handlers`) and a study'
 ended pods (see `workers`); these pure functions turn one raw object into a small sighting
 (`core.sightings` joins a study's sightings into the `ObservedJob`s the core decides on). Keeping
 only sightings, not whole objects, keeps memory flat at 10,000 cells.
+
+A pod counts for a Job only when the Job controls it: its controller ownerReference names the
+Job by uid, as the Job controller sets it. Labels are anyone's to write, so a pod a tenant
+creates with our labels (and the Job's name) never speaks for a cell.
 """
 
 from __future__ import annotations
@@ -48,22 +52,38 @@ def job_sighting(body: Mapping[str, Any]) -> ObservedJob | None:
         termination_message=None,
         failure_reason=failure_reason,
         finished_at=finished_at,
+        uid=metadata.get("uid"),
     )
 
 
-def pod_sighting(body: Mapping[str, Any]) -> PodSighting | None:
-    """The executor container's end, if the pod belongs to one of our Jobs."""
-    metadata = body.get("metadata") or {}
-    job_name = (metadata.get("labels") or {}).get(JOB_NAME_LABEL)
-    if not job_name:
+def pod_sighting(body: Mapping[str, Any], jobs: Mapping[str, str | None]) -> PodSighting | None:
+    """The executor container's end, if the pod belongs to one of `jobs` (Job name -> uid); None otherwise.
+
+    The pod belongs to a Job only if its controller ownerReference is that Job, by name and uid:
+    the Job controller sets it, and a pod that names another uid (or none) is not the Job's pod.
+    """
+    job_name = controlling_job(body.get("metadata") or {}, jobs)
+    if job_name is None:
         return None
     for status in (body.get("status") or {}).get("containerStatuses") or []:
         if status.get("name") != CONTAINER_NAME:
             continue
         terminated = (status.get("state") or {}).get("terminated")
         if terminated:
-            return PodSighting(str(job_name), terminated=True, message=terminated.get("message"))
-    return PodSighting(str(job_name), terminated=False, message=None)
+            return PodSighting(job_name, terminated=True, message=terminated.get("message"))
+    return PodSighting(job_name, terminated=False, message=None)
+
+
+def controlling_job(metadata: Mapping[str, Any], jobs: Mapping[str, str | None]) -> str | None:
+    """The name of the Job among `jobs` (name -> uid) that controls the object of `metadata`, if one does."""
+    for owner in metadata.get("ownerReferences") or []:
+        if not owner.get("controller"):
+            continue
+        name, uid = owner.get("name"), owner.get("uid")
+        # One controller at most (the API server says so); it must be one of the Jobs, by its uid.
+        ours = owner.get("kind") == "Job" and str(owner.get("apiVersion")).startswith("batch/")
+        return str(name) if ours and uid and name in jobs and jobs[name] == uid else None
+    return None
 
 
 def created_at(metadata: Mapping[str, Any]) -> datetime | None:

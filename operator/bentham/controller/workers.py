@@ -31,6 +31,7 @@ from bentham.controller.observe import created_at, job_sighting, pod_sighting
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.core import (
     Derived,
+    ExecutorPolicy,
     Held,
     ObservedJob,
     PodSighting,
@@ -69,6 +70,7 @@ class StudyWorker:
         batch_window_s: float,
         status_interval_s: float,
         pricing: PricingTable | None = None,
+        executor_policy: ExecutorPolicy | None = None,
     ) -> None:
         self.key = key
         self._kube = kube
@@ -78,6 +80,7 @@ class StudyWorker:
         self._batch_window_s = batch_window_s
         self._status_interval_s = status_interval_s
         self._pricing = pricing
+        self._executor_policy = executor_policy
         self._body: dict[str, Any] = {}
         self._written: StudyStatus | None = None  # the status we last wrote
         self._written_at = float("-inf")  # time.monotonic() of our last status write
@@ -170,6 +173,7 @@ class StudyWorker:
             now=now,
             derived=self._derived,
             pricing=self._pricing,
+            executor_policy=self._executor_policy,
         )
         self._decided, self._derived = decision.status, decision.derived
         plan = plan_write(
@@ -189,7 +193,7 @@ class StudyWorker:
 
         An ended pod's message never changes, so each is read once and kept while its Job exists.
         """
-        names = {job.name for job in jobs}
+        names = {job.name: job.uid for job in jobs}  # a pod counts only for the Job (by uid) that controls it
         for gone in self._messages.keys() - names:
             del self._messages[gone]
         for gone in self._sightings.keys() - names:
@@ -197,8 +201,8 @@ class StudyWorker:
         unread = sorted(job.name for job in jobs if job.phase != "running" and job.name not in self._messages)
         for start in range(0, len(unread), PODS_PER_LIST):
             for pod in await self._kube.finished_pods(namespace, self.key[1], unread[start : start + PODS_PER_LIST]):
-                sighting = pod_sighting(pod)
-                if sighting is not None and sighting.terminated and sighting.job_name in names:
+                sighting = pod_sighting(pod, names)
+                if sighting is not None and sighting.terminated:
                     self._messages[sighting.job_name] = sighting
 
     async def _carry_out(self, study: StudyRef, plan: WritePlan) -> None:
@@ -258,6 +262,7 @@ class Workers:
         batch_window_s: float,
         status_interval_s: float,
         pricing: PricingTable | None = None,
+        executor_policy: ExecutorPolicy | None = None,
     ) -> None:
         self._kube = kube
         self._webhooks = webhooks
@@ -265,6 +270,7 @@ class Workers:
         self._batch_window_s = batch_window_s
         self._status_interval_s = status_interval_s
         self._pricing = pricing
+        self._executor_policy = executor_policy
         self._workers: dict[StudyKey, StudyWorker] = {}
         self.jobs: JobSource | None = None
 
@@ -282,6 +288,7 @@ class Workers:
                 self._batch_window_s,
                 self._status_interval_s,
                 self._pricing,
+                self._executor_policy,
             )
             worker.start()
         worker.see(body)

@@ -22,6 +22,8 @@ Modules, one concept each, in the order a decision uses them:
   figures and at-risk rule, what passing it does, announcements by stage, parallelism boost.
 - `cells`, `ordering`, `fanout`, `jobs`: a cell's identity, the fair start order, choosing the
   cells to start, and the batch/v1 Job (and its name) of one attempt.
+- `executor_policy`, `quantities`: what the operator admin lets a namespace's studies ask of their
+  pods (ServiceAccounts, tolerations, node selector keys, caps), checked beside the spec.
 - `pricing`, `estimate`: the pricing table (`pricing.yaml`, or an admin's) and the cost estimate.
 - `conditions`, `study_status`, `summary`: the new status and the decision that carries it.
 - `pacing`, `write_plan`: when a status may wait to be written, and the plan the worker carries out.
@@ -31,6 +33,7 @@ Modules, one concept each, in the order a decision uses them:
 
 from bentham.core.checkpoint import Derived
 from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
+from bentham.core.executor_policy import ExecutorPolicy
 from bentham.core.pricing import PricingTable
 from bentham.core.reconcile import decide
 from bentham.core.sightings import PodSighting, observed_jobs
@@ -39,6 +42,7 @@ from bentham.core.write_plan import Held, StoredStatus, WritePlan, plan_write, s
 __all__ = [
     "Decision",
     "Derived",
+    "ExecutorPolicy",
     "Held",
     "JobToCreate",
     "Notification",

@@ -24,6 +24,8 @@ class ObservedJob:
     failure_reason: str | None
     """E.g. the Job's Failed condition reason (DeadlineExceeded)."""
     finished_at: datetime | None
+    uid: str | None = field(default=None, compare=False)
+    """The Job's own uid, which its pods' controller reference names; not part of what the core decides on."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ after the status records its outcome, or the outcome would be lost.
 
 The cell's coordinates and its full query text reach the executor as environment variables;
 they come after `executor.env` and replace any variable of the same name there.
+
+The pod meets the `restricted` Pod Security Standard whatever the study says: it runs as a
+non-root numeric user (65532 unless the study picks another), without privilege escalation,
+with every capability dropped and the RuntimeDefault seccomp profile. A study may only tighten
+that (`executor.securityContext`); its ServiceAccount's token is mounted only when it names one.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from bentham.core.decision import JobToCreate
 
 CONTAINER_NAME = "executor"
 MANAGED_BY = "bentham-operator"
+# The user and group an executor runs as unless the study picks others: a number, so the kubelet
+# can check runAsNonRoot for an image without a USER (65532 is distroless' `nonroot`).
+DEFAULT_RUN_AS_ID = 65532
 
 LABEL_STUDY = "bentham.io/study"
 LABEL_STUDY_UID = "bentham.io/study-uid"
@@ -65,6 +73,7 @@ def build_job(
         "env": _env(spec, cell=cell, study_name=study_name, attempt=attempt),
         # A crash without a result still tells why, from the tail of the executor's log.
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": _container_security(spec),
     }
     if executor.imagePullPolicy is not None:
         container["imagePullPolicy"] = executor.imagePullPolicy
@@ -75,9 +84,15 @@ def build_job(
     if executor.resources is not None:
         container["resources"] = executor.resources.model_dump(mode="json", exclude_none=True)
 
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": _pod_security(spec),
+        "containers": [container],
+    }
     if executor.serviceAccountName is not None:
         pod_spec["serviceAccountName"] = executor.serviceAccountName
+    else:  # the namespace's default ServiceAccount: its token is no business of the executor's
+        pod_spec["automountServiceAccountToken"] = False
     if executor.nodeSelector is not None:
         pod_spec["nodeSelector"] = dict(executor.nodeSelector)
     if executor.tolerations is not None:
@@ -111,6 +126,34 @@ def build_job(
             "template": {"metadata": pod_metadata, "spec": pod_spec},
         },
     }
+
+
+def _pod_security(spec: StudySpec) -> dict[str, Any]:
+    """The pod's securityContext: non-root as a number, RuntimeDefault seccomp, the study's ids if it set any."""
+    chosen = spec.executor.securityContext
+    security: dict[str, Any] = {
+        "runAsNonRoot": True,
+        "runAsUser": DEFAULT_RUN_AS_ID,
+        "runAsGroup": DEFAULT_RUN_AS_ID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if chosen is not None:
+        security.update(chosen.model_dump(exclude_none=True, include={"runAsUser", "runAsGroup", "fsGroup"}))
+    return security
+
+
+def _container_security(spec: StudySpec) -> dict[str, Any]:
+    """The executor container's securityContext: what `restricted` asks of every container."""
+    chosen = spec.executor.securityContext
+    security: dict[str, Any] = {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if chosen is not None and chosen.readOnlyRootFilesystem is not None:
+        security["readOnlyRootFilesystem"] = chosen.readOnlyRootFilesystem
+    return security
 
 
 def job_labels(*, study_name: str, study_uid: str, cell: Cell, attempt: int) -> dict[str, str]:

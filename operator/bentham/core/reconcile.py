@@ -9,7 +9,8 @@ same names, until they show up), and posts no event and notes no notification tw
 It is a pipeline of small steps, each in the module named for its concern, read top to bottom:
 
 1. read the status; a terminal study only has its leftover Jobs deleted;
-2. validate the spec: a new study that is invalid fails, a running one is held (`spec_hold`);
+2. validate the spec, and its executor against the admin's policy (`executor_policy`): a new
+   study that is invalid fails, a running one is held (`spec_hold`);
 3. read the checkpoint (`checkpoint`), or reuse the records the last decision derived; a spec
    whose cell matrix is not the one the study started with holds it too (`matrix`);
 4. record the finished attempts (`outcomes`), announcing them (`cell_events`, `notifications`);
@@ -63,6 +64,7 @@ from bentham.core.deadline_watch import (
 )
 from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJob, StudyEvent
 from bentham.core.escalation import adjust_parallelism
+from bentham.core.executor_policy import ExecutorPolicy, within_policy
 from bentham.core.fanout import (
     Started,
     effective_parallelism,
@@ -115,13 +117,15 @@ def decide(
     now: datetime,
     derived: Derived | None = None,
     pricing: PricingTable | None = None,
+    executor_policy: ExecutorPolicy | None = None,
 ) -> Decision:
     """Everything that should happen next for the Study `namespace/name`.
 
     `spec` is the raw spec (a dict, as stored); `status` the last status, raw as stored or as
     this operator decided it (None for a new study); `jobs` every Job of this study that exists;
     `now` the current time; `derived` what the last decision about this study left for this one;
-    `pricing` the cost estimate's table (the built-in one when None).
+    `pricing` the cost estimate's table (the built-in one when None); `executor_policy` what
+    the study's pods may ask for (`core.executor_policy`; None allows nothing beyond the defaults).
     """
     now, created_at = as_utc(now), as_utc(created_at)  # A naive time from a test or a client is UTC.
     every_job = sorted({job.name for job in jobs})
@@ -144,7 +148,7 @@ def decide(
     if life.state is StudyState.VALIDATING_RESULTS:
         life.move(StudyState.EXECUTING, None)  # Never stored by this decider; carry on from executing.
 
-    validation = validate_spec(spec, created_at=created_at, now=now)
+    validation = within_policy(validate_spec(spec, created_at=created_at, now=now), namespace, executor_policy)
     if isinstance(validation, Invalid) and life.state not in _BEFORE_VALIDATION:
         return hold(validation, previous, generation, now)
     if isinstance(validation, Invalid):

@@ -51,16 +51,59 @@ def test_job_without_our_labels_is_not_ours() -> None:
     assert job_sighting({}) is None
 
 
-def test_pod_sighting_reads_the_executor_containers_termination_message() -> None:
-    pod = {
-        "metadata": {"labels": {"batch.kubernetes.io/job-name": "s-abcde-c3-a2"}},
+JOB_UID = "0b0e1d5c-0000-4000-8000-000000000001"
+OUR_JOBS = {"s-abcde-c3-a2": JOB_UID}
+
+
+def pod_body(owner: dict[str, Any] | None, message: str = '{"success": true}') -> dict[str, Any]:
+    """An ended pod carrying every label of the Job's pods, controlled by `owner` (None: no owner at all)."""
+    return {
+        "metadata": {
+            "labels": {
+                "batch.kubernetes.io/job-name": "s-abcde-c3-a2",
+                "batch.kubernetes.io/controller-uid": JOB_UID,
+                "bentham.io/study-uid": "study-uid",
+            },
+            "ownerReferences": [owner] if owner is not None else [],
+        },
         "status": {
             "containerStatuses": [
                 {"name": "sidecar", "state": {"terminated": {"message": "not this one"}}},
-                {"name": "executor", "state": {"terminated": {"message": '{"success": true}'}}},
+                {"name": "executor", "state": {"terminated": {"message": message}}},
             ]
         },
     }
 
-    assert pod_sighting(pod) == PodSighting("s-abcde-c3-a2", terminated=True, message='{"success": true}')
-    assert pod_sighting({"metadata": {"labels": {}}}) is None
+
+def job_owner(uid: str = JOB_UID, **changes: Any) -> dict[str, Any]:
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "s-abcde-c3-a2", "uid": uid, "controller": True}
+    owner.update(changes)
+    return owner
+
+
+def test_pod_sighting_reads_the_executor_containers_termination_message() -> None:
+    assert pod_sighting(pod_body(job_owner()), OUR_JOBS) == PodSighting(
+        "s-abcde-c3-a2", terminated=True, message='{"success": true}'
+    )
+    running = pod_body(job_owner())
+    running["status"]["containerStatuses"] = [{"name": "executor", "state": {"running": {}}}]
+    assert pod_sighting(running, OUR_JOBS) == PodSighting("s-abcde-c3-a2", terminated=False, message=None)
+
+
+def test_a_pod_with_our_labels_but_not_controlled_by_the_job_is_not_its_pod() -> None:
+    assert pod_sighting(pod_body(None), OUR_JOBS) is None  # labels alone, the Job's uid label included
+    assert pod_sighting(pod_body(job_owner(uid="forged-uid")), OUR_JOBS) is None
+    assert pod_sighting(pod_body(job_owner(controller=False)), OUR_JOBS) is None
+    assert pod_sighting(pod_body(job_owner(kind="ReplicaSet", apiVersion="apps/v1")), OUR_JOBS) is None
+    assert pod_sighting(pod_body(job_owner(name="s-abcde-c3-a1")), {"s-abcde-c3-a1": "another-uid"}) is None
+    assert pod_sighting(pod_body(job_owner()), {}) is None  # a Job that is not this study's
+    assert pod_sighting(pod_body(job_owner()), {"s-abcde-c3-a2": None}) is None  # a Job whose uid is unknown
+    assert pod_sighting({"metadata": {"labels": {}}}, OUR_JOBS) is None
+
+
+def test_a_job_sighting_carries_the_jobs_uid_but_compares_without_it() -> None:
+    body = job_body()
+    body["metadata"]["uid"] = JOB_UID
+    seen = job_sighting(body)
+    assert seen is not None and seen.uid == JOB_UID
+    assert seen == job_sighting(job_body())  # the sighting of a Job about to be created has no uid yet

@@ -15,7 +15,7 @@ from typing import Any
 
 from bentham.api.manifest import Manifest
 from bentham.api.spec import StudySpec
-from bentham.core import Decision, Held, JobToCreate, Notification, ObservedJob, StudyEvent, decide
+from bentham.core import Decision, ExecutorPolicy, Held, JobToCreate, Notification, ObservedJob, StudyEvent, decide
 from bentham.core.write_plan import plan_write, status_to_decide_from
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -182,6 +182,8 @@ class Study:
     held: Held | None = None
     """What the write plan held back, as the worker keeps it."""
     jobs: dict[str, ObservedJob] = field(default_factory=dict)
+    executor_policy: ExecutorPolicy | None = None
+    """The operator admin's policy, as the worker passes it (None: the default, which allows nothing extra)."""
 
     def decide(self, now: datetime = T0, *, jobs: Sequence[ObservedJob] | None = None) -> Decided:
         """Calls the decider on the current world, without applying anything."""
@@ -196,6 +198,7 @@ class Study:
                 status=status_to_decide_from(self.status, self.held),
                 jobs=list(self.jobs.values()) if jobs is None else list(jobs),
                 now=now,
+                executor_policy=self.executor_policy,
             )
         )
 

@@ -4,7 +4,9 @@ import json
 import re
 from typing import Any
 
+import pytest
 from core_builders import UID, make_spec
+from pydantic import ValidationError
 
 from bentham.api.spec import StudySpec
 from bentham.core.cells import cell_at, cell_key
@@ -181,3 +183,70 @@ def test_a_manifest_without_an_execution_block_gets_no_execution_env() -> None:
     job = job_for(make_spec())
     assert not any(name.startswith(("BENTHAM_QUERY_TIMEOUT", "BENTHAM_QUERY_DELAY")) for name in env_of(job))
     assert job["spec"]["activeDeadlineSeconds"] == 900
+
+
+RESTRICTED_CONTAINER = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def test_pods_meet_the_restricted_pod_security_level_by_default() -> None:
+    pod = job_for(make_spec())["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,  # a number, so an image without a USER still passes the kubelet's non-root check
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["containers"][0]["securityContext"] == RESTRICTED_CONTAINER
+    assert pod["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in pod
+
+
+def test_a_named_service_account_keeps_its_own_token_setting() -> None:
+    raw = make_spec()
+    raw["executor"]["serviceAccountName"] = "bentham-executor"
+    pod = job_for(raw)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "bentham-executor"
+    assert "automountServiceAccountToken" not in pod
+
+
+def test_a_study_may_tighten_its_pods_security_but_never_loosen_it() -> None:
+    raw = make_spec()
+    raw["executor"]["securityContext"] = {
+        "runAsUser": 1000,
+        "runAsGroup": 2000,
+        "fsGroup": 3000,
+        "readOnlyRootFilesystem": True,
+    }
+    pod = job_for(raw)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 2000,
+        "fsGroup": 3000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["containers"][0]["securityContext"] == {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True}
+
+
+@pytest.mark.parametrize(
+    "loosening",
+    [
+        {"runAsUser": 0},
+        {"runAsGroup": 0},
+        {"runAsNonRoot": False},
+        {"privileged": True},
+        {"allowPrivilegeEscalation": True},
+        {"capabilities": {"add": ["NET_ADMIN"]}},
+        {"seccompProfile": {"type": "Unconfined"}},
+    ],
+)
+def test_the_spec_has_no_way_to_loosen_the_pods_security(loosening: dict[str, Any]) -> None:
+    raw = make_spec()
+    raw["executor"]["securityContext"] = loosening
+    with pytest.raises(ValidationError, match=r"executor\.securityContext"):
+        StudySpec.model_validate(raw)
