@@ -19,6 +19,7 @@ import kopf
 from bentham import __version__
 from bentham.controller.config import OperatorConfig
 from bentham.core.pricing import PricingInvalid
+from bentham.core.webhook_policy import AllowedCidrsInvalid
 
 log = logging.getLogger("bentham")
 
@@ -63,8 +64,10 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["BENTHAM_METRICS_PORT"] = str(args.metrics_port)  # read with the rest in OperatorConfig
     namespaces = args.namespace or [n for n in os.environ.get("BENTHAM_NAMESPACES", "").split(",") if n]
     try:
-        pricing = OperatorConfig.from_environment().pricing()  # once, at start: a bad file stops us here
-    except PricingInvalid as error:
+        config = OperatorConfig.from_environment()
+        pricing = config.pricing()  # once, at start: a bad file stops us here
+        config.webhook_allowed_networks()  # and so does a bad CIDR
+    except (PricingInvalid, AllowedCidrsInvalid) as error:
         parser.exit(2, f"bentham-operator: {error}\n")
     kopf.configure(verbose=args.verbose)  # kopf's log format, for ours and its own
     import bentham.controller.handlers  # noqa: F401  (registers the handlers)

@@ -19,6 +19,10 @@ import pytest
 
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.core.decision import Notification
+from bentham.core.webhook_policy import allowed_networks
+
+LOOPBACK = allowed_networks("127.0.0.0/8")
+"""These tests' webhooks listen on 127.0.0.1, which the operator refuses unless its admin allows it."""
 
 
 def note(n: int = 0) -> Notification:
@@ -85,7 +89,7 @@ def fast(tries: int, elapsed: float) -> float | None:
 
 def test_a_notification_is_posted_as_json_with_its_id_headers() -> None:
     async def scenario(url: str, receiver: Receiver) -> None:
-        notifier = WebhookSender()
+        notifier = WebhookSender(allowed_networks=LOOPBACK)
         notifier.start()
         notifier.enqueue("tenant-acme", {"webhookUrl": url}, [note(1)])
         await until(lambda: notifier.delivered == 1)
@@ -108,12 +112,12 @@ def test_the_url_and_auth_header_come_from_the_secret() -> None:
             }
             self.asked: list[tuple[str, str]] = []
 
-        def read_namespaced_secret(self, name: str, namespace: str) -> Any:
+        def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> Any:
             self.asked.append((name, namespace))
             return SimpleNamespace(data=self.data)
 
     async def scenario(secrets: Secrets) -> WebhookSender:
-        notifier = WebhookSender(secrets)
+        notifier = WebhookSender(secrets, allowed_networks=LOOPBACK)
         notifier.start()
         notifier.enqueue("tenant-acme", {"secretRef": {"name": "hook"}}, [note()])
         await until(lambda: notifier.delivered == 1)
@@ -129,7 +133,7 @@ def test_the_url_and_auth_header_come_from_the_secret() -> None:
 
 def test_a_500_is_retried_with_backoff_then_given_up_and_enqueue_returns_at_once() -> None:
     async def scenario(url: str) -> WebhookSender:
-        notifier = WebhookSender(backoff=fast)
+        notifier = WebhookSender(allowed_networks=LOOPBACK, backoff=fast)
         notifier.start()
         started = time.perf_counter()
         notifier.enqueue("ns", {"webhookUrl": url}, [note()])
@@ -146,7 +150,7 @@ def test_a_500_is_retried_with_backoff_then_given_up_and_enqueue_returns_at_once
 
 def test_a_refusal_is_not_retried() -> None:
     async def scenario(url: str) -> None:
-        notifier = WebhookSender(backoff=fast)
+        notifier = WebhookSender(allowed_networks=LOOPBACK, backoff=fast)
         notifier.start()
         notifier.enqueue("ns", {"webhookUrl": url}, [note()])
         await until(lambda: notifier.given_up == 1)
@@ -159,7 +163,7 @@ def test_a_refusal_is_not_retried() -> None:
 
 def test_a_hanging_webhook_blocks_neither_enqueue_nor_other_studies_webhooks() -> None:
     async def scenario(dead: str, alive: str) -> WebhookSender:
-        notifier = WebhookSender(timeout_s=0.3, backoff=fast)
+        notifier = WebhookSender(allowed_networks=LOOPBACK, timeout_s=0.3, backoff=fast)
         notifier.start()
         started = time.perf_counter()
         notifier.enqueue("slow", {"webhookUrl": dead}, [note(1), note(2)])
@@ -178,7 +182,7 @@ def test_a_hanging_webhook_blocks_neither_enqueue_nor_other_studies_webhooks() -
 
 def test_a_full_queue_drops_the_oldest_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario(url: str) -> WebhookSender:
-        notifier = WebhookSender(max_queued=3)
+        notifier = WebhookSender(allowed_networks=LOOPBACK, max_queued=3)
         notifier.enqueue("ns", {"webhookUrl": url}, [note(n) for n in range(5)])  # not started: all queued
         assert notifier.pending == 3 and notifier.dropped == 2
         notifier.start()
@@ -194,7 +198,7 @@ def test_a_full_queue_drops_the_oldest_with_a_log_line(caplog: pytest.LogCapture
 
 def test_enqueue_never_raises_on_a_bad_destination_or_a_missing_secret(caplog: pytest.LogCaptureFixture) -> None:
     class NoSecrets:
-        def read_namespaced_secret(self, name: str, namespace: str) -> Any:
+        def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> Any:
             raise RuntimeError("404 Not Found")
 
     async def scenario() -> WebhookSender:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bentham.core.pricing import PricingInvalid, PricingTable, builtin_pricing, pricing_with_overrides
+from bentham.core.webhook_policy import ALLOWED_CIDRS_SETTING, IPNetwork, allowed_networks
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class OperatorConfig:
     """Port of the Prometheus endpoint (/metrics) on all addresses; 0 turns it off."""
     pricing_file: str | None = None
     """A pricing table laid over the built-in one for cost estimates (docs/cost.md); None: the built-in one."""
+    webhook_allowed_cidrs: str = ""
+    """CIDRs (comma-separated) that webhooks may reach beyond public addresses, e.g. an in-cluster receiver's."""
 
     @classmethod
     def from_environment(cls) -> OperatorConfig:
@@ -30,7 +33,12 @@ class OperatorConfig:
             watch_timeout_s=int(os.environ.get("BENTHAM_WATCH_TIMEOUT_SECONDS", cls.watch_timeout_s)),
             metrics_port=int(os.environ.get("BENTHAM_METRICS_PORT", cls.metrics_port)),
             pricing_file=os.environ.get("BENTHAM_PRICING_FILE") or None,
+            webhook_allowed_cidrs=os.environ.get(ALLOWED_CIDRS_SETTING, ""),
         )
+
+    def webhook_allowed_networks(self) -> tuple[IPNetwork, ...]:
+        """The networks webhooks may reach though not public; AllowedCidrsInvalid names a bad entry."""
+        return allowed_networks(self.webhook_allowed_cidrs)
 
     def pricing(self) -> PricingTable:
         """The pricing table: the built-in one, with `pricing_file` laid over it when set.
