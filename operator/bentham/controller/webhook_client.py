@@ -94,6 +94,8 @@ async def post(
                 await _skip_headers(reader)
         answered = True
         return Answer(status)
+    except WebhookRefused:
+        raise  # a ValueError, but the policy's: not a network failure
     except TimeoutError:
         return Answer(None, f"no answer from {url.origin} within the {deadline_s:g}s deadline of a try")
     except socket.gaierror as error:

@@ -141,15 +141,14 @@ def address_refusal(address: IPAddress, allowed: Sequence[IPNetwork] = ()) -> st
         address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1, for the rules and the allowance alike
     if any(address in network for network in allowed):
         return None
-    kind = _special_kind(address)
-    if kind is not None:
-        return kind
     embedded = _embedded_ipv4(address)
-    if embedded is not None and not any(embedded in network for network in allowed):
-        inner = _special_kind(embedded)
+    if embedded is not None:
+        inner = None if any(embedded in network for network in allowed) else _special_kind(embedded)
         if inner is not None:
             return f"an IPv6 address carrying {embedded}, {inner}"
-    return None
+        if address in _NAT64:
+            return None  # NAT64 of a public IPv4 address reaches just that address (whatever Python's is_global says)
+    return _special_kind(address)
 
 
 def checked_addresses(
@@ -201,7 +200,7 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one carries (NAT64, IPv4-compatible, 6to4, Teredo), which a gateway may reach."""
     if not isinstance(address, ipaddress.IPv6Address):
         return None
-    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):  # not :: or ::1
         return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
     if address.sixtofour is not None:
         return address.sixtofour
