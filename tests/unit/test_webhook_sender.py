@@ -23,6 +23,7 @@ import pytest
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.core.decision import Notification
 from bentham.core.webhook_policy import allowed_networks
+from tests.support import DrippingWebhook, eventually
 
 LOOPBACK = allowed_networks("127.0.0.0/8")
 """These tests' webhooks listen on 127.0.0.1, which the operator refuses unless its admin allows it."""
@@ -249,49 +250,25 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failed_try(caplog: pytest.Lo
     assert "HTTP 302: a redirect, not followed" in caplog.text
 
 
-@contextmanager
-def dripping(byte_every_s: float) -> Iterator[str]:
-    """A URL whose server reads the request, then answers 200 one byte at a time, `byte_every_s` apart."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    done = threading.Event()
-
-    def serve() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            connection.recv(65_536)
-            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Padding: " + b"x" * 100 + b"\r\n\r\n":
-                if done.wait(byte_every_s):
-                    return
-                connection.sendall(bytes([byte]))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-    finally:
-        done.set()
-        thread.join(5)
-        listener.close()
-
-
 def test_a_slow_drip_answer_is_cut_at_the_deadline_of_the_whole_try(caplog: pytest.LogCaptureFixture) -> None:
     deadline_s = 1.0
 
-    async def scenario(url: str) -> float:
+    async def scenario(url: str) -> None:
         notifier = WebhookSender(allowed_networks=LOOPBACK, timeout_s=deadline_s, backoff=lambda tries, elapsed: None)
         notifier.start()
-        started = time.monotonic()
         notifier.enqueue("ns", {"webhookUrl": url}, [note()])
         await until(lambda: notifier.given_up == 1, timeout=10)
         await notifier.stop()
-        return time.monotonic() - started
 
     # A byte every 0.1 s: each read gets data well within any per-read timeout; the whole answer takes 13 s.
-    with caplog.at_level(logging.WARNING, logger="bentham.controller.webhook_sender"), dripping(0.1) as url:
-        elapsed = asyncio.run(scenario(url))
-    assert deadline_s <= elapsed < deadline_s + 1.5, elapsed
+    server = DrippingWebhook(byte_every_s=0.1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="bentham.controller.webhook_sender"):
+            asyncio.run(scenario(server.url))
+        lifetimes = eventually(server.lifetimes, timeout_s=5, what="the connection to be closed by the sender")
+    finally:
+        server.close()
+    assert len(lifetimes) == 1 and deadline_s - 0.1 <= lifetimes[0] < deadline_s + 1.0, lifetimes
     assert "within the 1s deadline of a try" in caplog.text
 
 

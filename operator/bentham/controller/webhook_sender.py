@@ -54,8 +54,9 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED = 1_000
 MAX_QUEUED_PER_NAMESPACE = 250
-CONCURRENCY = 16
-CONCURRENCY_PER_NAMESPACE = 2
+CONCURRENCY = 32  # sends are coroutines, not threads: a hung one costs a socket until its deadline
+CONCURRENCY_PER_NAMESPACE = 4
+DNS_THREADS = 8
 REDACTED = "[redacted]"
 
 
@@ -162,7 +163,7 @@ class WebhookSender:
         self._backoff = backoff
         self._system_resolver: SystemResolver | None = None
         if resolve is None:
-            resolve = self._system_resolver = SystemResolver(concurrency)
+            resolve = self._system_resolver = SystemResolver(DNS_THREADS)
         self._resolve = resolve
         self._tls = tls
         self._lanes: dict[str, _Lane] = {}  # in turn order: the namespace served last goes to the back
