@@ -99,6 +99,19 @@ def fast(tries: int, elapsed: float) -> float | None:
     return 0.02 if tries < 3 else None
 
 
+def settle(notifier: WebhookSender, target: dict[str, Any], namespace: str = "ns") -> WebhookSender:
+    """Runs `notifier` until the one notification sent to `target` is delivered or given up; returns it."""
+
+    async def scenario() -> None:
+        notifier.start()
+        notifier.enqueue(namespace, target, [note()])
+        await until(lambda: notifier.delivered + notifier.given_up == 1)
+        await notifier.stop()
+
+    asyncio.run(scenario())
+    return notifier
+
+
 def test_a_notification_is_posted_as_json_with_its_id_headers() -> None:
     async def scenario(url: str, receiver: Receiver) -> None:
         notifier = WebhookSender(allowed_networks=LOOPBACK)
@@ -231,21 +244,13 @@ def test_enqueue_never_raises_on_a_bad_destination_or_a_missing_secret(caplog: p
 
 
 def test_a_redirect_is_not_followed_and_counts_as_a_failed_try(caplog: pytest.LogCaptureFixture) -> None:
-    async def scenario(url: str) -> WebhookSender:
-        notifier = WebhookSender(allowed_networks=LOOPBACK, backoff=fast)
-        notifier.start()
-        notifier.enqueue("ns", {"webhookUrl": url}, [note()])
-        await until(lambda: notifier.given_up == 1)
-        await notifier.stop()
-        return notifier
-
     with (
         caplog.at_level(logging.INFO, logger="bentham.controller.webhook_sender"),
         receiving() as elsewhere,
         receiving(302, location=elsewhere.url) as redirecting,
     ):
-        notifier = asyncio.run(scenario(redirecting.url))
-    assert notifier.delivered == 0 and len(redirecting.requests) == 3  # retried on the usual schedule
+        notifier = settle(WebhookSender(allowed_networks=LOOPBACK, backoff=fast), {"webhookUrl": redirecting.url})
+    assert notifier.given_up == 1 and len(redirecting.requests) == 3  # retried on the usual schedule
     assert elsewhere.requests == []
     assert "HTTP 302: a redirect, not followed" in caplog.text
 
@@ -275,23 +280,19 @@ def test_a_slow_drip_answer_is_cut_at_the_deadline_of_the_whole_try(caplog: pyte
 def test_a_loopback_url_is_refused_by_default_and_sent_when_the_admin_allows_127_0_0_0_8(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def scenario(url: str, allowed: str) -> WebhookSender:
+    def scenario(url: str, allowed: str) -> WebhookSender:
         notifier = WebhookSender(allowed_networks=allowed_networks(allowed), backoff=fast)
-        notifier.start()
-        notifier.enqueue("tenant-acme", {"webhookUrl": url}, [note()])
-        await until(lambda: notifier.delivered + notifier.given_up == 1)
-        await notifier.stop()
-        return notifier
+        return settle(notifier, {"webhookUrl": url}, "tenant-acme")
 
     with caplog.at_level(logging.WARNING, logger="bentham.controller.webhook_sender"), receiving() as receiver:
-        refused = asyncio.run(scenario(receiver.url, ""))
+        refused = scenario(receiver.url, "")
         assert receiver.requests == [] and refused.given_up == 1  # given up at once: no retry helps
         assert (
             "notification uid:study.paused:0 refused, not sent: spec.notifications.webhookUrl (namespace tenant-acme):"
             " 127.0.0.1 is a loopback address; webhooks may reach only public addresses unless the operator's"
             " BENTHAM_WEBHOOK_ALLOWED_CIDRS" in caplog.text
         )
-        allowed = asyncio.run(scenario(receiver.url, "127.0.0.0/8"))
+        allowed = scenario(receiver.url, "127.0.0.0/8")
     assert allowed.delivered == 1 and len(receiver.requests) == 1
 
 
@@ -299,17 +300,9 @@ def test_a_loopback_url_is_refused_by_default_and_sent_when_the_admin_allows_127
 def test_decimal_octal_and_short_forms_of_loopback_are_refused_after_resolving(
     host: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def scenario(url: str) -> WebhookSender:
-        notifier = WebhookSender(backoff=fast)
-        notifier.start()
-        notifier.enqueue("ns", {"webhookUrl": url}, [note()])
-        await until(lambda: notifier.given_up == 1)
-        await notifier.stop()
-        return notifier
-
     with caplog.at_level(logging.WARNING, logger="bentham.controller.webhook_sender"), receiving() as receiver:
-        asyncio.run(scenario(f"http://{host}:{receiver.port}/hook"))
-    assert receiver.requests == []
+        notifier = settle(WebhookSender(backoff=fast), {"webhookUrl": f"http://{host}:{receiver.port}/hook"})
+    assert receiver.requests == [] and notifier.given_up == 1
     assert f"{host} resolves to " in caplog.text and "a loopback address" in caplog.text
 
 
@@ -330,16 +323,10 @@ def test_the_post_goes_to_the_address_checked_with_the_urls_name_as_host_and_one
     # The second lookup would answer a link-local address (DNS rebinding): there must be none.
     resolver = CountingResolver({"hook.test": [["127.0.0.1"], ["169.254.169.254"]]})
 
-    async def scenario(url: str) -> WebhookSender:
-        notifier = WebhookSender(allowed_networks=LOOPBACK, resolve=resolver)
-        notifier.start()
-        notifier.enqueue("ns", {"webhookUrl": url}, [note()])
-        await until(lambda: notifier.delivered == 1)
-        await notifier.stop()
-        return notifier
-
     with receiving() as receiver:
-        asyncio.run(scenario(f"http://hook.test:{receiver.port}/hook?team=7"))
+        url = f"http://hook.test:{receiver.port}/hook?team=7"
+        notifier = settle(WebhookSender(allowed_networks=LOOPBACK, resolve=resolver), {"webhookUrl": url})
+    assert notifier.delivered == 1
     [(headers, _)] = receiver.requests
     assert headers["Host"] == f"hook.test:{receiver.port}"
     assert resolver.lookups == ["hook.test"]
@@ -350,16 +337,9 @@ def test_a_name_with_any_address_not_allowed_is_refused_though_another_is_public
 ) -> None:
     resolver = CountingResolver({"hook.test": [["93.184.216.34", "10.0.0.7"]]})
 
-    async def scenario() -> WebhookSender:
-        notifier = WebhookSender(resolve=resolver, backoff=fast)
-        notifier.start()
-        notifier.enqueue("ns", {"webhookUrl": "https://hook.test/x"}, [note()])
-        await until(lambda: notifier.given_up == 1)
-        await notifier.stop()
-        return notifier
-
     with caplog.at_level(logging.WARNING, logger="bentham.controller.webhook_sender"):
-        asyncio.run(scenario())
+        notifier = settle(WebhookSender(resolve=resolver, backoff=fast), {"webhookUrl": "https://hook.test/x"})
+    assert notifier.given_up == 1 and resolver.lookups == ["hook.test"]
     assert "hook.test resolves to 10.0.0.7, a private address" in caplog.text
 
 
@@ -390,19 +370,15 @@ def test_https_to_the_checked_address_sends_the_urls_name_as_sni_and_verifies_it
     trusting = ssl.create_default_context(cafile=cert)
     resolver = CountingResolver({"hook.test": [["127.0.0.1"]], "other.test": [["127.0.0.1"]]})
 
-    async def scenario(url: str) -> WebhookSender:
+    def scenario(url: str) -> WebhookSender:
         notifier = WebhookSender(
             allowed_networks=LOOPBACK, resolve=resolver, tls=trusting, backoff=lambda tries, elapsed: None
         )
-        notifier.start()
-        notifier.enqueue("ns", {"webhookUrl": url}, [note()])
-        await until(lambda: notifier.delivered + notifier.given_up == 1)
-        await notifier.stop()
-        return notifier
+        return settle(notifier, {"webhookUrl": url})
 
     with receiving(tls=server_side) as receiver:
-        good = asyncio.run(scenario(f"https://hook.test:{receiver.port}/hook"))
-        wrong_name = asyncio.run(scenario(f"https://other.test:{receiver.port}/hook"))
+        good = scenario(f"https://hook.test:{receiver.port}/hook")
+        wrong_name = scenario(f"https://other.test:{receiver.port}/hook")
     assert good.delivered == 1 and names[0] == "hook.test"
     assert wrong_name.given_up == 1 and len(receiver.requests) == 1  # the certificate is not other.test's
 
@@ -420,14 +396,10 @@ def test_the_authorization_value_never_appears_in_any_log_line(caplog: pytest.Lo
 
     secrets = Secrets()
 
-    async def deliver(url: str, authorization: str, allowed: str = "127.0.0.0/8") -> WebhookSender:
+    def deliver(url: str, authorization: str, allowed: str = "127.0.0.0/8") -> WebhookSender:
         secrets.url, secrets.authorization = url, authorization
         notifier = WebhookSender(secrets, allowed_networks=allowed_networks(allowed), timeout_s=0.5, backoff=fast)
-        notifier.start()
-        notifier.enqueue("tenant-acme", {"secretRef": {"name": "hook"}}, [note()])
-        await until(lambda: notifier.delivered + notifier.given_up == 1)
-        await notifier.stop()
-        return notifier
+        return settle(notifier, {"secretRef": {"name": "hook"}}, "tenant-acme")
 
     caplog.set_level(logging.DEBUG)  # every logger, every level
     bearer = f"Bearer {token}"
@@ -439,14 +411,14 @@ def test_the_authorization_value_never_appears_in_any_log_line(caplog: pytest.Lo
         hanging() as hung,
     ):
         outcomes = [
-            asyncio.run(deliver(ok.url, bearer)).delivered,
-            asyncio.run(deliver(failing.url, bearer)).given_up,
-            asyncio.run(deliver(refusing.url, bearer)).given_up,
-            asyncio.run(deliver(redirecting.url, bearer)).given_up,
-            asyncio.run(deliver(hung, bearer)).given_up,
-            asyncio.run(deliver(ok.url, bearer, allowed="")).given_up,  # refused address
-            asyncio.run(deliver("file:///etc/passwd", bearer)).given_up,  # refused scheme
-            asyncio.run(deliver(ok.url, f"{bearer}\r\nX-Injected: {token}")).given_up,  # refused header
+            deliver(ok.url, bearer).delivered,
+            deliver(failing.url, bearer).given_up,
+            deliver(refusing.url, bearer).given_up,
+            deliver(redirecting.url, bearer).given_up,
+            deliver(hung, bearer).given_up,
+            deliver(ok.url, bearer, allowed="").given_up,  # refused address
+            deliver("file:///etc/passwd", bearer).given_up,  # refused scheme
+            deliver(ok.url, f"{bearer}\r\nX-Injected: {token}").given_up,  # refused header
         ]
     assert outcomes == [1] * 8
     assert ok.requests[0][0]["Authorization"] == bearer and "X-Injected" not in ok.requests[-1][0]
