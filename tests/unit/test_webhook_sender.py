@@ -128,32 +128,44 @@ def test_a_notification_is_posted_as_json_with_its_id_headers() -> None:
     assert "Authorization" not in headers
 
 
+class Secrets:
+    """The Secret `hook` of the study's namespace, holding `url` and `authorization` (both changeable)."""
+
+    def __init__(self, url: str = "", authorization: str = "Bearer s3cret") -> None:
+        self.url, self.authorization = url, authorization
+        self.asked: list[tuple[str, str]] = []
+
+    def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> Any:
+        self.asked.append((name, namespace))
+        data = {"url": self.url, "authorization": self.authorization}
+        return SimpleNamespace(data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()})
+
+
 def test_the_url_and_auth_header_come_from_the_secret() -> None:
-    class Secrets:
-        def __init__(self, url: str) -> None:
-            self.data = {
-                "url": base64.b64encode(url.encode()).decode(),
-                "authorization": base64.b64encode(b"Bearer s3cret").decode(),
-            }
-            self.asked: list[tuple[str, str]] = []
-
-        def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> Any:
-            self.asked.append((name, namespace))
-            return SimpleNamespace(data=self.data)
-
-    async def scenario(secrets: Secrets) -> WebhookSender:
-        notifier = WebhookSender(secrets, allowed_networks=LOOPBACK)
-        notifier.start()
-        notifier.enqueue("tenant-acme", {"secretRef": {"name": "hook"}}, [note()])
-        await until(lambda: notifier.delivered == 1)
-        await notifier.stop()
-        return notifier
-
     with receiving() as receiver:
         secrets = Secrets(receiver.url)
-        asyncio.run(scenario(secrets))
-    assert secrets.asked == [("hook", "tenant-acme")]
+        notifier = settle(
+            WebhookSender(secrets, allowed_networks=LOOPBACK), {"secretRef": {"name": "hook"}}, "tenant-acme"
+        )
+    assert notifier.delivered == 1 and secrets.asked == [("hook", "tenant-acme")]
     assert receiver.requests[0][0]["Authorization"] == "Bearer s3cret"
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("file:///etc/passwd", "scheme must be http or https, not 'file'"),
+        ("gopher://127.0.0.1:6379/_FLUSHALL", "scheme must be http or https, not 'gopher'"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+    ],
+)
+def test_a_url_from_a_secret_is_held_to_the_same_rules_and_given_up_at_once(
+    url: str, rule: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bentham.controller.webhook_sender"):
+        notifier = settle(WebhookSender(Secrets(url), backoff=fast), {"secretRef": {"name": "hook"}}, "tenant-acme")
+    assert notifier.given_up == 1
+    assert "refused, not sent: Secret tenant-acme/hook key url: " in caplog.text and rule in caplog.text
 
 
 def test_a_500_is_retried_with_backoff_then_given_up_and_enqueue_returns_at_once() -> None:
@@ -385,14 +397,6 @@ def test_https_to_the_checked_address_sends_the_urls_name_as_sni_and_verifies_it
 
 def test_the_authorization_value_never_appears_in_any_log_line(caplog: pytest.LogCaptureFixture) -> None:
     token = "s3cret-" + uuid.uuid4().hex
-
-    class Secrets:
-        def __init__(self) -> None:
-            self.url, self.authorization = "", ""
-
-        def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> Any:
-            data = {"url": self.url, "authorization": self.authorization}
-            return SimpleNamespace(data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()})
 
     secrets = Secrets()
 

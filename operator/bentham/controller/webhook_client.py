@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -110,6 +111,12 @@ async def post(
                 writer.transport.abort()
 
 
+@functools.cache
+def _system_tls() -> ssl.SSLContext:
+    """The system's CAs with hostname checks, loaded once."""
+    return ssl.create_default_context()
+
+
 def _request_bytes(url: WebhookUrl, body: bytes, headers: Mapping[str, str]) -> bytes:
     lines = [f"POST {url.target} HTTP/1.1", f"Host: {url.host_header}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
@@ -129,7 +136,7 @@ async def _connect(
         try:
             await loop.sock_connect(sock, address)
             if url.scheme == "https":
-                context = tls or ssl.create_default_context()
+                context = tls or _system_tls()
                 return await asyncio.open_connection(sock=sock, ssl=context, server_hostname=url.host)
             return await asyncio.open_connection(sock=sock)
         except OSError as error:
