@@ -18,7 +18,7 @@ import pytest
 from kubernetes import config
 
 from bench.operator_process import OperatorProcess, start_operator
-from tests.support import REPORT, Cluster, namespace_for_test
+from tests.support import LOOPBACK_WEBHOOKS, REPORT, Cluster, namespace_for_test
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = REPO / "hack" / "cluster.py"
@@ -83,7 +83,8 @@ def unwatched_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Ite
 def operator(study_crd: Cluster) -> Iterator[OperatorProcess]:
     """The operator, watching every test namespace (`t-*`) for the whole run."""
     log = REPO / ".cluster" / "logs" / "operator-tests.log"
-    running = start_operator(study_crd.kubeconfig, log, "--namespace", "t-*")
+    # The tests' webhooks listen on 127.0.0.1, which the operator refuses unless its admin allows it.
+    running = start_operator(study_crd.kubeconfig, log, "--namespace", "t-*", env=LOOPBACK_WEBHOOKS)
     time.sleep(2)  # kopf may miss a namespace created while its namespace watch is still starting
     try:
         yield running

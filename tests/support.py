@@ -6,7 +6,9 @@ import http.server
 import json
 import os
 import random
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -250,11 +252,15 @@ def _ended_pod_template(phase: str, exit_code: int, reason: str, quoted_message:
     )
 
 
-class WebhookReceiver:
-    """A real HTTP server on 127.0.0.1 that records notifications; it can answer 500 or hang."""
+LOOPBACK_WEBHOOKS = {"BENTHAM_WEBHOOK_ALLOWED_CIDRS": "127.0.0.0/8"}
+"""The operator's environment for tests whose webhooks listen on 127.0.0.1: loopback is refused by default."""
 
-    def __init__(self, mode: str = "ok") -> None:
-        self.mode = mode
+
+class WebhookReceiver:
+    """A real HTTP server on 127.0.0.1 that records notifications; it can answer 500, hang, or redirect (302)."""
+
+    def __init__(self, mode: str = "ok", redirect_to: str | None = None) -> None:
+        self.mode = "redirect" if redirect_to else mode
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._release = threading.Event()
@@ -267,7 +273,9 @@ class WebhookReceiver:
                 receiver.headers.append(dict(self.headers))
                 if receiver.mode == "hang":
                     receiver._release.wait(60)
-                self.send_response(500 if receiver.mode == "fail" else 204)
+                self.send_response({"fail": 500, "redirect": 302}.get(receiver.mode, 204))
+                if redirect_to:
+                    self.send_header("Location", redirect_to)
                 self.end_headers()
 
             def log_message(self, format: str, *args: object) -> None:
@@ -285,6 +293,61 @@ class WebhookReceiver:
         self._release.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+class DrippingWebhook:
+    """A server on 127.0.0.1 that reads each request, then drips a 200 answer one byte per `byte_every_s`.
+
+    Each connection's life is recorded as (accepted, closed by the client) monotonic times: a sender
+    with a deadline per read, not per try, would hold on until the whole answer (over 100 bytes) had come.
+    """
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Padding: " + b"x" * 100 + b"\r\n\r\n"
+
+    def __init__(self, byte_every_s: float) -> None:
+        self.byte_every_s = byte_every_s
+        self.connections: list[tuple[float, float | None]] = []
+        self._done = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/hooks/drip"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._done.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections.append((time.monotonic(), None))
+            threading.Thread(target=self._drip, args=(connection, len(self.connections) - 1), daemon=True).start()
+
+    def _drip(self, connection: socket.socket, index: int) -> None:
+        with connection:
+            connection.recv(65_536)
+            for byte in self.ANSWER:
+                readable, _, _ = select.select([connection], [], [], self.byte_every_s)
+                try:
+                    closed = readable and not connection.recv(1)
+                    if not closed:
+                        connection.sendall(bytes([byte]))
+                except OSError:
+                    closed = True  # the client reset it
+                if closed:
+                    self.connections[index] = (self.connections[index][0], time.monotonic())
+                    return
+                if self._done.is_set():
+                    return
+
+    def lifetimes(self) -> list[float]:
+        """How long each connection the client closed lasted, in seconds."""
+        return [closed - accepted for accepted, closed in self.connections if closed is not None]
+
+    def close(self) -> None:
+        self._done.set()
+        self._listener.close()
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -20,6 +20,7 @@ from bentham import __version__
 from bentham.controller.config import OperatorConfig
 from bentham.core.executor_policy import ExecutorPolicyInvalid
 from bentham.core.pricing import PricingInvalid
+from bentham.core.webhook_policy import AllowedCidrsInvalid
 
 log = logging.getLogger("bentham")
 
@@ -65,9 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     namespaces = args.namespace or [n for n in os.environ.get("BENTHAM_NAMESPACES", "").split(",") if n]
     try:
         settings = OperatorConfig.from_environment()
-        # Once, at start: a bad file stops us here.
+        # Once, at start: a bad file or a bad CIDR stops us here.
         pricing, executor_policy = settings.pricing(), settings.executor_policy()
-    except (PricingInvalid, ExecutorPolicyInvalid) as error:
+        settings.webhook_allowed_networks()
+    except (PricingInvalid, ExecutorPolicyInvalid, AllowedCidrsInvalid) as error:
         parser.exit(2, f"bentham-operator: {error}\n")
     kopf.configure(verbose=args.verbose)  # kopf's log format, for ours and its own
     import bentham.controller.handlers  # noqa: F401  (registers the handlers)

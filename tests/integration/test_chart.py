@@ -27,6 +27,7 @@ from bench.operator_process import start_operator
 from bentham.api.manifest import SurfaceId
 from bentham.core.executor_policy import executor_policy_of
 from bentham.core.pricing import pricing_with_overrides
+from bentham.core.webhook_policy import allowed_networks
 from tests.shipping import (
     CHART,
     REPO,
@@ -41,7 +42,7 @@ from tests.shipping import (
     strict_schema_errors,
     username,
 )
-from tests.support import Cluster, Studies, eventually, namespace_for_test, study
+from tests.support import LOOPBACK_WEBHOOKS, Cluster, Studies, eventually, namespace_for_test, study
 
 EVERY_FEATURE: dict[str, Any] = {
     "replicas": 2,
@@ -51,6 +52,7 @@ EVERY_FEATURE: dict[str, Any] = {
     "serviceAccount": {"create": True, "name": "operator", "annotations": {"team": "studies"}},
     "rbac": {"create": True, "secretAccess": {"namespaces": ["tenant-a", "tenant-b"]}},
     "legalHold": {"enabled": True, "group": "acme:counsel"},
+    "webhooks": {"allowedCidrs": ["10.96.0.0/12", "fd00::/8"]},
     "extraEnv": [{"name": "BENTHAM_BATCH_WINDOW_SECONDS", "value": "0.5"}],
     "pricing": {
         "unknownSurfaceRequestUsd": 0.02,
@@ -144,6 +146,15 @@ def test_leader_election_grants_only_the_operators_lease_in_its_namespace() -> N
     assert env_of(documents)["BENTHAM_LEADER_ELECT"] == "true"
     assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
     assert not only(render_chart({}), "Role")
+
+
+def test_webhooks_may_reach_only_public_addresses_unless_the_chart_allows_cidrs() -> None:
+    assert "BENTHAM_WEBHOOK_ALLOWED_CIDRS" not in env_of(render_chart({}))
+    allowing = render_chart({"webhooks": {"allowedCidrs": ["10.96.0.0/12", "fd00::/8"]}})
+
+    cidrs = env_of(allowing)["BENTHAM_WEBHOOK_ALLOWED_CIDRS"]
+    assert cidrs == "10.96.0.0/12,fd00::/8"
+    assert [str(n) for n in allowed_networks(cidrs)] == ["10.96.0.0/12", "fd00::/8"]  # as the operator reads it
 
 
 def test_chart_refuses_two_replicas_without_leader_election() -> None:
@@ -411,7 +422,7 @@ def test_operator_completes_a_study_and_notifies_through_a_secret_under_the_char
             tmp_path / "operator.log",
             "--namespace",
             studies_namespace,
-            env={"KUBECONFIG": str(chart_identity)},
+            env={"KUBECONFIG": str(chart_identity), **LOOPBACK_WEBHOOKS},
         )
         try:
             studies.create(body)

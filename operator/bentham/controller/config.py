@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bentham.core.executor_policy import ExecutorPolicy, ExecutorPolicyInvalid, executor_policy_of
 from bentham.core.pricing import PricingInvalid, PricingTable, builtin_pricing, pricing_with_overrides
+from bentham.core.webhook_policy import ALLOWED_CIDRS_SETTING, IPNetwork, allowed_networks
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class OperatorConfig:
     """A pricing table laid over the built-in one for cost estimates (docs/cost.md); None: the built-in one."""
     executor_policy_file: str | None = None
     """What studies may ask of their pods, per namespace (docs/executor.md); None: nothing beyond the defaults."""
+    webhook_allowed_cidrs: str = ""
+    """CIDRs (comma-separated) that webhooks may reach beyond public addresses, e.g. an in-cluster receiver's."""
 
     @classmethod
     def from_environment(cls) -> OperatorConfig:
@@ -34,7 +37,12 @@ class OperatorConfig:
             metrics_port=int(os.environ.get("BENTHAM_METRICS_PORT", cls.metrics_port)),
             pricing_file=os.environ.get("BENTHAM_PRICING_FILE") or None,
             executor_policy_file=os.environ.get("BENTHAM_EXECUTOR_POLICY_FILE") or None,
+            webhook_allowed_cidrs=os.environ.get(ALLOWED_CIDRS_SETTING, ""),
         )
+
+    def webhook_allowed_networks(self) -> tuple[IPNetwork, ...]:
+        """The networks webhooks may reach though not public; AllowedCidrsInvalid names a bad entry."""
+        return allowed_networks(self.webhook_allowed_cidrs)
 
     def pricing(self) -> PricingTable:
         """The pricing table: the built-in one, with `pricing_file` laid over it when set.

@@ -44,7 +44,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     asyncio.get_running_loop().set_default_executor(api_executor())
     metrics = Metrics()
     api = load_api_client()
-    webhooks = WebhookSender(CoreV1Api(api), on_give_up=metrics.notification_failures.inc)
+    webhooks = WebhookSender(
+        CoreV1Api(api),
+        allowed_networks=config.webhook_allowed_networks(),
+        on_give_up=metrics.notification_failures.inc,
+    )
     webhooks.start()
     memo.config = config
     memo.webhooks = webhooks

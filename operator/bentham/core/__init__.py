@@ -28,6 +28,7 @@ Modules, one concept each, in the order a decision uses them:
 - `conditions`, `study_status`, `summary`: the new status and the decision that carries it.
 - `pacing`, `write_plan`: when a status may wait to be written, and the plan the worker carries out.
 - `webhook_format`: the webhook's wire format and delivery schedule (sent by the shell).
+- `webhook_policy`: which webhook URLs and addresses the shell may reach (http(s), public unless allowed).
 - `timestamps`: RFC 3339 as the status stores it.
 """
 

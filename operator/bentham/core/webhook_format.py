@@ -9,9 +9,11 @@ Each notification is one HTTP POST of a JSON object (see docs/lifecycle.md, "Not
 
 with `Content-Type: application/json`, `Idempotency-Key` and `X-Bentham-Delivery` set to the
 id, `X-Bentham-Event` to the event, and `Authorization` from the study's Secret when it has one.
-A 2xx answer delivers it. A network error, a timeout, 408, 425, 429 or a 5xx is retried after
-1, 2, 4, 8, 16, 32, 60, 60 ... seconds, for at most `MAX_ATTEMPTS` tries and
-`GIVE_UP_AFTER_SECONDS`; any other answer (a 4xx: the receiver refuses it) gives up at once.
+A 2xx answer delivers it. A network error, a try over its deadline (`REQUEST_TIMEOUT_SECONDS`
+for the whole try: DNS, connect, TLS, sending and the answer), a redirect (3xx: never followed),
+408, 425, 429 or a 5xx is retried after 1, 2, 4, 8, 16, 32, 60, 60 ... seconds, for at most
+`MAX_ATTEMPTS` tries and `GIVE_UP_AFTER_SECONDS`; any other answer (a 4xx: the receiver refuses
+it) gives up at once.
 Delivery is at least once within that budget: receivers de-duplicate on the id.
 """
 
@@ -25,6 +27,7 @@ from bentham.core.decision import Notification
 CONTENT_TYPE = "application/json"
 USER_AGENT = "bentham-operator"
 REQUEST_TIMEOUT_SECONDS = 5.0
+"""The deadline of one whole try: resolving, connecting, TLS, sending and reading the answer."""
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 60.0
 MAX_ATTEMPTS = 10
@@ -57,8 +60,12 @@ def request_headers(notification: Notification, authorization: str | None) -> di
 
 
 def worth_retrying(status: int | None) -> bool:
-    """Whether a failed delivery may succeed later; None is a network error or a timeout."""
-    return status is None or status in RETRIED_STATUSES or status >= 500
+    """Whether a failed delivery may succeed later; None is a network error or a timeout.
+
+    A redirect is not followed (it would carry the Authorization header elsewhere, and turn the
+    POST into a GET): it fails the try like a 5xx, and the receiver may stop redirecting.
+    """
+    return status is None or status in RETRIED_STATUSES or 300 <= status < 400 or status >= 500
 
 
 def delivered(status: int | None) -> bool:

@@ -49,9 +49,21 @@ def test_headers_carry_the_id_for_deduplication_and_the_auth_header_only_when_gi
 
 @pytest.mark.parametrize(
     ("status", "retry"),
-    [(None, True), (500, True), (503, True), (429, True), (408, True), (400, False), (401, False), (404, False)],
+    [
+        (None, True),
+        (500, True),
+        (503, True),
+        (429, True),
+        (408, True),
+        (301, True),
+        (302, True),
+        (307, True),
+        (400, False),
+        (401, False),
+        (404, False),
+    ],
 )
-def test_network_errors_timeouts_throttling_and_5xx_are_retried_other_refusals_are_not(
+def test_network_errors_timeouts_redirects_throttling_and_5xx_are_retried_other_refusals_are_not(
     status: int | None, retry: bool
 ) -> None:
     assert worth_retrying(status) is retry
