@@ -19,7 +19,7 @@ class OperatorConfig:
     """Server-side timeout of each watch request; the watch then resumes from where it was."""
     api_timeout_s: float = 15.0
     """Read timeout of every API request (connect: 5 s at most); kopf's own requests get 4 times as long in all."""
-    stall_after_s: float = 45.0
+    stall_after_s: float = 40.0
     """/healthz fails once a worker is inside one pass, or the API server silent, this long (controller/liveness)."""
     metrics_port: int = 0
     """Port of the Prometheus endpoint (/metrics) on all addresses; 0 turns it off."""
