@@ -55,6 +55,16 @@ def healthy(operator: OperatorProcess) -> bool:
         return False
 
 
+def holder_of(leases: client.CoordinationV1Api, namespace: str) -> str | None:
+    """Who holds the operator's Lease; None while nobody has created it yet."""
+    try:
+        return str(leases.read_namespaced_lease("bentham-operator", namespace).spec.holder_identity or "") or None
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
 def completed(studies: Studies, name: str) -> int:
     return int((studies.status(name).get("progress") or {}).get("completedCells", 0))
 
@@ -119,10 +129,7 @@ def test_a_leader_that_cannot_renew_exits_and_a_restarted_replica_takes_over(
     leader = start_operator(kubeconfig, log, *args)
     restarted = None
     try:
-        eventually(
-            lambda: leases.read_namespaced_lease("bentham-operator", namespace).spec.holder_identity,
-            what="a leader",
-        )
+        eventually(lambda: holder_of(leases, namespace), what="a leader")
         studies.create(
             study("handover", queries=15, locations=("us-nyc", "uk-lon"), parallelism=4,
                   pod_annotations={"sim.bentham.io/duration": "2s"})
