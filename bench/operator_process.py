@@ -67,6 +67,10 @@ class OperatorProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def liveness_url(self) -> str:
+        return f"http://127.0.0.1:{self._liveness_port}/healthz"
+
     def wait_until_live(self, timeout_s: float = 60) -> None:
         """Returns once the liveness probe answers; kills the process and raises if it exits or never answers."""
         deadline = time.monotonic() + timeout_s

@@ -19,6 +19,10 @@ class OperatorConfig:
     """How long a study's status that only moves counts may wait to be written (core.pacing)."""
     watch_timeout_s: int = 300
     """Server-side timeout of each watch request; the watch then resumes from where it was."""
+    api_timeout_s: float = 15.0
+    """Read timeout of every API request (connect: 5 s at most); kopf's own requests get 4 times as long in all."""
+    stall_after_s: float = 40.0
+    """/healthz fails once a worker is inside one pass, or the API server silent, this long (controller/liveness)."""
     metrics_port: int = 0
     """Port of the Prometheus endpoint (/metrics) on all addresses; 0 turns it off."""
     pricing_file: str | None = None
@@ -34,6 +38,8 @@ class OperatorConfig:
             batch_window_s=float(os.environ.get("BENTHAM_BATCH_WINDOW_SECONDS", cls.batch_window_s)),
             status_interval_s=float(os.environ.get("BENTHAM_STATUS_INTERVAL_SECONDS", cls.status_interval_s)),
             watch_timeout_s=int(os.environ.get("BENTHAM_WATCH_TIMEOUT_SECONDS", cls.watch_timeout_s)),
+            api_timeout_s=float(os.environ.get("BENTHAM_API_TIMEOUT_SECONDS", cls.api_timeout_s)),
+            stall_after_s=float(os.environ.get("BENTHAM_STALL_SECONDS", cls.stall_after_s)),
             metrics_port=int(os.environ.get("BENTHAM_METRICS_PORT", cls.metrics_port)),
             pricing_file=os.environ.get("BENTHAM_PRICING_FILE") or None,
             executor_policy_file=os.environ.get("BENTHAM_EXECUTOR_POLICY_FILE") or None,

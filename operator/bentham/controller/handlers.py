@@ -21,7 +21,8 @@ from kubernetes.client import CoreV1Api
 
 from bentham.api.names import GROUP, PLURAL, VERSION
 from bentham.controller.config import OperatorConfig
-from bentham.controller.kube import KubeClient, api_executor, load_api_client
+from bentham.controller.kube import CONNECT_TIMEOUT_S, KubeClient, api_executor, load_api_client
+from bentham.controller.liveness import Liveness
 from bentham.controller.metrics import Metrics
 from bentham.controller.observe import job_sighting
 from bentham.controller.storage import keep_nothing
@@ -39,11 +40,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.posting.level = logging.WARNING  # our own Events tell the story; kopf's would repeat it
     settings.watching.server_timeout = config.watch_timeout_s
     settings.watching.client_timeout = config.watch_timeout_s + 30
-    settings.networking.request_timeout = 60
+    # kopf's own requests (the lists before its watches) are bounded too; a silent watch is
+    # dropped after kopf's inactivity timeout (70 s: the API server sends a bookmark every minute).
+    settings.networking.connect_timeout = CONNECT_TIMEOUT_S
+    settings.networking.request_timeout = 4 * config.api_timeout_s
     keep_nothing(settings)  # no change handlers here: kopf need not copy every event to diff it
     asyncio.get_running_loop().set_default_executor(api_executor())
     metrics = Metrics()
-    api = load_api_client()
+    api = load_api_client(config.api_timeout_s)
     webhooks = WebhookSender(
         CoreV1Api(api),
         allowed_networks=config.webhook_allowed_networks(),
@@ -52,8 +56,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     webhooks.start()
     memo.config = config
     memo.webhooks = webhooks
+    kube = KubeClient(api, metrics)
     memo.workers = Workers(
-        KubeClient(api, metrics),
+        kube,
         webhooks,
         metrics,
         batch_window_s=config.batch_window_s,
@@ -62,6 +67,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         executor_policy=memo.get("executor_policy"),  # likewise; None: nothing beyond the defaults
     )
     metrics.watch_studies(memo.workers.gauges)
+    memo.liveness = Liveness(kube.api_version, memo.workers.longest_pass, stall_after_s=config.stall_after_s)
+    memo.liveness.start()
     if config.metrics_port:
         metrics.serve(config.metrics_port)
     log.info("bentham operator started: %s", config)
@@ -69,8 +76,19 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.liveness.stop()
     await memo.workers.stop_all()
     await memo.webhooks.stop()
+
+
+@kopf.on.probe(id="progress")
+async def progress(memo: kopf.Memo, **_: Any) -> str:
+    """The liveness verdict (controller/liveness.py): a stalled operator fails `/healthz` with the reason."""
+    problem = memo.liveness.problem()
+    if problem is not None:
+        log.error("liveness: %s", problem)
+        raise kopf.PermanentError(problem)  # permanent: kopf would otherwise retry the probe before answering
+    return "making progress"
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL_STUDY_UID: kopf.PRESENT})

@@ -2,6 +2,11 @@
 
 The kubernetes client is synchronous; every call runs in a worker thread so the event loop
 (kopf's watches and every study's worker) never blocks on the network.
+
+Every call is bounded (`BoundedApiClient`): a connect timeout and a read timeout on each request,
+whoever makes it through the client (this module, the Lease, the notifier's Secret read). A call
+that times out fails like any other, and its pass is retried with backoff; a half-open
+connection never holds a worker thread for good.
 """
 
 from __future__ import annotations
@@ -9,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -22,6 +29,7 @@ from bentham.api.names import GROUP, KIND, PLURAL, VERSION
 from bentham.api.status import StudyStatus
 from bentham.controller.metrics import Metrics
 from bentham.controller.observe import JOB_NAME_LABEL
+from bentham.core import CreateAnswer
 from bentham.core.jobs import LABEL_ATTEMPT, LABEL_STUDY_UID
 
 log = logging.getLogger(__name__)
@@ -49,8 +57,54 @@ def api_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(API_THREADS, thread_name_prefix="bentham-api")
 
 
-def load_api_client() -> client.ApiClient:
-    """In a pod, its ServiceAccount; elsewhere, the current KUBECONFIG context."""
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to open a connection to the API server (TCP and TLS)."""
+READ_TIMEOUT_S = 15.0
+"""Seconds the API server may stay silent in the middle of an answer (BENTHAM_API_TIMEOUT_SECONDS)."""
+
+
+class BoundedApiClient(client.ApiClient):  # type: ignore[misc]  # the client is untyped
+    """An ApiClient whose every request has a connect and a read timeout, unless the caller gives its own.
+
+    The kubernetes client sends a request without any timeout unless told, so one stalled
+    connection would block its thread forever. All API objects built on this client (Jobs, pods,
+    Events, Studies, the Lease, Secrets) send every request through `call_api`. A timeout also
+    drops the idle pooled connections: after an outage they are likely as dead as the one that
+    timed out, and each would cost another timeout.
+    """
+
+    def __init__(
+        self,
+        configuration: client.Configuration,
+        *,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
+    ) -> None:
+        # urllib3 may retry a failed connect, never a read: a read that timed out has used its budget.
+        configuration.retries = urllib3.Retry(total=2, connect=2, read=0, status=0, redirect=0, other=0)
+        super().__init__(configuration)
+        self.request_timeout = (connect_timeout_s, read_timeout_s)
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        try:
+            return super().call_api(
+                method, url, header_params, body, post_params, _request_timeout=_request_timeout or self.request_timeout
+            )
+        except (urllib3.exceptions.TimeoutError, urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError):
+            self.rest_client.pool_manager.clear()  # connections in use stay theirs; idle ones are closed
+            raise
+
+
+def load_api_client(read_timeout_s: float = READ_TIMEOUT_S) -> BoundedApiClient:
+    """In a pod, its ServiceAccount; elsewhere, the current KUBECONFIG context. Every request is bounded."""
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -58,7 +112,8 @@ def load_api_client() -> client.ApiClient:
     configuration = client.Configuration.get_default_copy()
     # Bursts of Job creations share the pool; the default of 4 serialises them.
     configuration.connection_pool_maxsize = API_THREADS
-    return client.ApiClient(configuration)
+    return BoundedApiClient(configuration, connect_timeout_s=min(CONNECT_TIMEOUT_S, read_timeout_s),
+                            read_timeout_s=read_timeout_s)  # fmt: skip
 
 
 class KubeClient:
@@ -69,21 +124,47 @@ class KubeClient:
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
         self._metrics = metrics
+        self._version = client.VersionApi(api)
 
-    async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
-        """Creates the Job; False when it already exists (the attempt was started before)."""
+    async def api_version(self) -> None:
+        """Asks the API server for its version: the cheapest request that proves it answers (liveness)."""
+        await asyncio.to_thread(_unread, self._version.get_code)
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> CreateAnswer | None:
+        """Creates the Job; None once created, else the API server's refusal (`core.refusals` says what it means).
+
+        A refusal worth repeating at once (429 Too Many Requests, a 5xx, a timeout) raises
+        instead. For a 409 the answer carries the metadata of the Job that holds the name, which
+        may be this attempt's own Job (created by an earlier pass) or someone else's.
+        """
         try:
             await asyncio.to_thread(
                 _unread, self._batch.create_namespaced_job, namespace, body, field_manager=COMPONENT
             )
         except ApiException as error:
+            if error.status is None or not 400 <= error.status < 500 or error.status == 429:
+                raise
+            message = _api_message(error)
             if error.status == 409:
-                return False
-            raise
+                return CreateAnswer(409, message, await self._job_metadata(namespace, body["metadata"]["name"]))
+            return CreateAnswer(error.status, message)
         self._metrics.cells_started.inc()
         if int(body["metadata"]["labels"].get(LABEL_ATTEMPT, "1")) > 1:
             self._metrics.cells_retried.inc()
-        return True
+        return None
+
+    async def _job_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The metadata of the Job `name`, or None when there is none (a list of one name: RBAC grants no get)."""
+        response = await asyncio.to_thread(
+            self._batch.list_namespaced_job,
+            namespace,
+            field_selector=f"metadata.name={name}",
+            _preload_content=False,
+        )
+        for item in json.loads(response.data).get("items") or []:
+            metadata = item.get("metadata")
+            return dict(metadata) if isinstance(metadata, dict) else {}
+        return None
 
     async def finished_pods(self, namespace: str, study_uid: str, job_names: list[str]) -> list[dict[str, Any]]:
         """The ended pods (phase Succeeded or Failed) of the study's Jobs `job_names`, as the API server sent them.
@@ -171,11 +252,17 @@ class KubeClient:
             return str(uid) if uid else None
         return None
 
-    async def post_event(self, study: StudyRef, type_: str, reason: str, message: str) -> None:
-        """Posts a core/v1 Event on the Study; losing an Event never stops the study."""
+    async def post_event(self, study: StudyRef, name: str, type_: str, reason: str, message: str) -> bool:
+        """Posts a core/v1 Event named `name` on the Study; False when it could not, for now.
+
+        The name is chosen once per Event by the caller, so posting it again after a failure
+        that may have reached the API server (a timeout) cannot post it twice: the API server
+        answers AlreadyExists, which counts as posted. An Event refused for good (a 4xx) is
+        dropped with a warning: losing an Event never stops the study.
+        """
         now = datetime.now(UTC)
         event = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{study.name}.", namespace=study.namespace),
+            metadata=client.V1ObjectMeta(name=name, namespace=study.namespace),
             involved_object=client.V1ObjectReference(
                 api_version=f"{GROUP}/{VERSION}",
                 kind=KIND,
@@ -196,7 +283,29 @@ class KubeClient:
         try:
             await asyncio.to_thread(_unread, self._core.create_namespaced_event, study.namespace, event)
         except ApiException as error:
+            if error.status == 409:
+                return True
             log.warning("could not post event %s on %s/%s: %s", reason, study.namespace, study.name, error.reason)
+            return error.status is not None and 400 <= error.status < 500 and error.status != 429
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            log.warning("could not post event %s on %s/%s yet: %s", reason, study.namespace, study.name, error)
+            return False
+        return True
+
+
+def event_name(study_name: str) -> str:
+    """A fresh name for one Event on the study `study_name`, as `generateName` would make it."""
+    return f"{study_name[:200]}.{uuid.uuid4().hex[:16]}"
+
+
+def _api_message(error: ApiException) -> str:
+    """The API server's own message in a refusal (its Status object), else the HTTP reason."""
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message) if message else f"{error.status} {error.reason}"
 
 
 def _unread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:

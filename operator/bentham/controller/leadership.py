@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -32,6 +33,8 @@ class LeaseSettings:
     duration_s: int = 15
     renew_every_s: float = 5.0
     retry_every_s: float = 2.0
+    request_timeout_s: float = 4.0
+    """Each Lease request's timeout (connect and read): a renewal that hangs fails well before the Lease runs out."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,14 @@ class LeaderElector:
         self.identity = identity
         self.settings = settings
         self._clock = clock
+        timeout = settings.request_timeout_s
+        self._bounded = {"_request_timeout": (timeout, timeout)}
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True when this replica holds the Lease afterwards."""
         now = self._clock()
         try:
-            lease = self._leases.read_namespaced_lease(self.settings.name, self.settings.namespace)
+            lease = self._leases.read_namespaced_lease(self.settings.name, self.settings.namespace, **self._bounded)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -87,7 +92,7 @@ class LeaderElector:
             lease.spec.acquire_time = now
             lease.spec.lease_transitions = (lease.spec.lease_transitions or 0) + 1
         try:
-            self._leases.replace_namespaced_lease(self.settings.name, self.settings.namespace, lease)
+            self._leases.replace_namespaced_lease(self.settings.name, self.settings.namespace, lease, **self._bounded)
         except ApiException as error:
             if error.status == 409:  # another replica wrote first: it wins this round
                 return False
@@ -110,7 +115,7 @@ class LeaderElector:
             ),
         )
         try:
-            self._leases.create_namespaced_lease(self.settings.namespace, lease)
+            self._leases.create_namespaced_lease(self.settings.namespace, lease, **self._bounded)
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -120,13 +125,15 @@ class LeaderElector:
     def release(self) -> None:
         """Hands the Lease back on a clean shutdown, so a standby need not wait for it to expire."""
         try:
-            lease = self._leases.read_namespaced_lease(self.settings.name, self.settings.namespace)
+            lease = self._leases.read_namespaced_lease(self.settings.name, self.settings.namespace, **self._bounded)
             if lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
-                self._leases.replace_namespaced_lease(self.settings.name, self.settings.namespace, lease)
-        except ApiException as error:
-            log.warning("leader election: could not release the lease: %s", error.reason)
+                self._leases.replace_namespaced_lease(
+                    self.settings.name, self.settings.namespace, lease, **self._bounded
+                )
+        except (ApiException, urllib3.exceptions.HTTPError) as error:  # a timeout too: we are leaving anyway
+            log.warning("leader election: could not release the lease: %s", error)
 
     def wait_for_leadership(self, stop: threading.Event) -> bool:
         """Blocks until this replica leads (True) or `stop` is set (False)."""

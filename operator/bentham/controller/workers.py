@@ -25,21 +25,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bentham.api.status import StudyStatus
-from bentham.controller.kube import KubeClient, StudyRef
+from bentham.controller.kube import KubeClient, StudyRef, event_name
 from bentham.controller.metrics import Metrics, StudyGauges
 from bentham.controller.observe import created_at, job_sighting, pod_sighting
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.core import (
+    NOTHING_ASKED,
+    CreateReport,
     Derived,
     ExecutorPolicy,
     Held,
+    JobToCreate,
     ObservedJob,
     PodSighting,
     PricingTable,
+    Refusal,
+    StudyEvent,
     WritePlan,
     decide,
+    note_creations,
     observed_jobs,
     plan_write,
+    refusal_of,
+    rejected_attempts,
     status_to_decide_from,
     stored_status,
 )
@@ -52,11 +60,15 @@ JobSource = Callable[[StudyKey], Iterable[ObservedJob]]
 
 # Concurrent Job creations per study: enough to fill a wave quickly, few enough to be polite.
 CREATE_CONCURRENCY = 16
-ERROR_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+ERROR_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 15.0)  # capped low: an outage that ends is noticed within 15 s
 # How soon to look again for the pod of a finished Job whose termination message was not listed yet.
 POD_RECHECK_S = 1.0
 # The ended pods of at most this many Jobs per list: its label selector names each Job.
 PODS_PER_LIST = 100
+# Decisions in one pass at most, each taking in the Jobs the one before it had refused.
+ROUNDS_PER_PASS = 4
+# Events kept to post again after the API server could not take them, at most.
+UNPOSTED_KEPT = 200
 
 
 class StudyWorker:
@@ -89,9 +101,12 @@ class StudyWorker:
         self._derived: Derived | None = None  # what the last decision left for the next one
         self._messages: dict[str, PodSighting] = {}  # Job name -> its ended pod's termination message
         self._sightings: dict[str, ObservedJob] = {}  # Job name -> the last sighting of it this worker knows of
+        self._created: CreateReport = NOTHING_ASKED  # what became of the Jobs the last carry-out asked for
+        self._unposted: list[tuple[str, StudyEvent]] = []  # Events decided, written, not yet taken by the API server
         self._wake = asyncio.Event()
         self._requeue_after: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self.inside_since: float | None = None  # time.monotonic() when the pass under way began (liveness)
         self.gone = False  # the study of this uid no longer exists: the worker does nothing more
 
     def see(self, body: Mapping[str, Any]) -> None:
@@ -129,6 +144,7 @@ class StudyWorker:
             if self._stored_status() is not None:  # a new study's first pass has no burst to wait for
                 await asyncio.sleep(self._batch_window_s)  # let the rest of a burst arrive
             self._wake.clear()
+            self.inside_since = time.monotonic()
             try:
                 with self._metrics.reconcile_seconds.time():
                     await self.reconcile()
@@ -138,11 +154,13 @@ class StudyWorker:
             except Exception:  # the loop must survive anything one reconcile meets
                 delay = ERROR_BACKOFF_S[min(failures, len(ERROR_BACKOFF_S) - 1)]
                 failures += 1
-                log.exception("reconcile of %s failed; retrying in %.0fs", self._describe(), delay)
+                log.exception("reconcile of %s failed; retrying in %.0fs", self.describe(), delay)
                 self._requeue_after = delay
-        log.info("%s is gone; its worker stops", self._describe())
+            finally:
+                self.inside_since = None
+        log.info("%s is gone; its worker stops", self.describe())
 
-    def _describe(self) -> str:
+    def describe(self) -> str:
         namespace, uid = self.key
         return f"study {namespace}/{(self._body.get('metadata') or {}).get('name')} (uid {uid})"
 
@@ -151,7 +169,20 @@ class StudyWorker:
         return stored_status(self._body.get("status"), self._written)
 
     async def reconcile(self) -> None:
-        """One level-triggered pass: observe, decide, carry out the write plan. Safe to repeat at any point."""
+        """One level-triggered pass: observe, decide, carry out the write plan. Safe to repeat at any point.
+
+        Jobs the API server refused are decided on at once: the pass decides again, told of them
+        (`core.refusals`), as long as its last carry-out met a refusal the decision before it
+        was not told of.
+        """
+        for _ in range(ROUNDS_PER_PASS):
+            told = self._created
+            await self._decide_and_carry_out()
+            if self.gone or not self._created.refused_anew(told):
+                return
+        self._requeue_after = min(self._requeue_after or POD_RECHECK_S, POD_RECHECK_S)
+
+    async def _decide_and_carry_out(self) -> None:
         body = self._body
         metadata = body.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
@@ -161,20 +192,22 @@ class StudyWorker:
         await self._read_messages(study.namespace, jobs)
         now = datetime.now(UTC)
         stored = self._stored_status()
+        generation = int(metadata.get("generation") or 0)
         decision = decide(
             name=study.name,
             namespace=study.namespace,
             uid=study.uid,
-            generation=int(metadata.get("generation") or 0),
+            generation=generation,
             created_at=created_at(metadata) or now,
             spec=body.get("spec"),
             status=status_to_decide_from(stored, self._held),
-            jobs=observed_jobs(jobs, self._messages, now),
+            jobs=observed_jobs(jobs, self._messages, now) + rejected_attempts(self._created),
             now=now,
             derived=self._derived,
             pricing=self._pricing,
             executor_policy=self._executor_policy,
         )
+        decision = note_creations(decision, self._created, generation=generation, now=now)
         self._decided, self._derived = decision.status, decision.derived
         plan = plan_write(
             stored,
@@ -212,6 +245,11 @@ class StudyWorker:
         reused only once its attempt is recorded, so Jobs in flight never exceed `parallelism`. A
         crash after the status write leaves cells marked running without a Job; the next pass
         starts those same attempts, under the same names.
+
+        What the plan announces goes out once the status that records it is written, even when a
+        deletion or a creation then fails: the next decision, made from that status, will not
+        announce it again. An Event the API server cannot take now is posted again by the next
+        pass, under the same name, so it is never posted twice.
         """
         if plan.write is not None:
             if not await self._kube.replace_status(study, plan.write):
@@ -221,25 +259,37 @@ class StudyWorker:
             self._metrics.cells_completed.inc(plan.newly_completed)
             self._metrics.cells_failed.inc(plan.newly_failed)
         self._held = plan.held
-        await asyncio.gather(*(self._kube.delete_job(study.namespace, name) for name in plan.delete))
-        await self._create(study, plan)
-        for event in plan.events:
-            await self._kube.post_event(study, event.type, event.reason, event.message)
-        # Queued only now that the status records what they announce; delivery never blocks this loop.
+        self._unposted += [(event_name(study.name), event) for event in plan.events]
+        # Queued now that the status records what they announce; delivery never blocks this loop.
         self._webhooks.enqueue(study.namespace, (self._body.get("spec") or {}).get("notifications"), plan.notifications)
+        try:
+            await asyncio.gather(*(self._kube.delete_job(study.namespace, name) for name in plan.delete))
+            self._created = await self._create(study, plan.create)
+        finally:
+            await self._post_events(study)
 
-    async def _create(self, study: StudyRef, plan: WritePlan) -> None:
+    async def _post_events(self, study: StudyRef) -> None:
+        unposted = []
+        for name, event in self._unposted:
+            if not await self._kube.post_event(study, name, event.type, event.reason, event.message):
+                unposted.append((name, event))
+        self._unposted = unposted[-UNPOSTED_KEPT:]
+
+    async def _create(self, study: StudyRef, jobs: list[JobToCreate]) -> CreateReport:
+        """Creates `jobs`; the report says which of them the API server refused, and how."""
         limit = asyncio.Semaphore(CREATE_CONCURRENCY)
 
-        async def create(body: dict[str, Any]) -> None:
+        async def create(job: JobToCreate) -> Refusal | None:
             async with limit:
-                await self._kube.create_job(study.namespace, body)
+                answer = await self._kube.create_job(study.namespace, job.body)
+            return refusal_of(job, answer, study_uid=study.uid) if answer is not None else None
 
-        for job in plan.create:  # before the request: its watch event may come before the answer
+        for job in jobs:  # before the request: its watch event may come before the answer
             if (sighting := job_sighting(job.body)) is not None:
                 self._sightings[sighting.name] = sighting
 
-        await asyncio.gather(*(create(job.body) for job in plan.create))
+        refusals = await asyncio.gather(*(create(job) for job in jobs))
+        return CreateReport(asked=len(jobs), refusals=tuple(r for r in refusals if r is not None))
 
     def gauges(self) -> StudyGauges:
         status = self._decided
@@ -310,6 +360,11 @@ class Workers:
 
     def gauges(self) -> list[StudyGauges]:
         return [worker.gauges() for worker in list(self._workers.values()) if not worker.gone]
+
+    def longest_pass(self, now: float) -> tuple[str, float] | None:
+        """The study whose worker has been inside its pass the longest, and for how many seconds; None if none is."""
+        inside = [(w.describe(), now - w.inside_since) for w in self._workers.values() if w.inside_since is not None]
+        return max(inside, key=lambda pair: pair[1], default=None)
 
     def __len__(self) -> int:
         return len(self._workers)

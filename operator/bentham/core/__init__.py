@@ -27,6 +27,7 @@ Modules, one concept each, in the order a decision uses them:
 - `pricing`, `estimate`: the pricing table (`pricing.yaml`, or an admin's) and the cost estimate.
 - `conditions`, `study_status`, `summary`: the new status and the decision that carries it.
 - `pacing`, `write_plan`: when a status may wait to be written, and the plan the worker carries out.
+- `refusals`: Job creations the API server refused, as failed attempts or a study waiting on a quota.
 - `webhook_format`: the webhook's wire format and delivery schedule (sent by the shell).
 - `webhook_policy`: which webhook URLs and addresses the shell may reach (http(s), public unless allowed).
 - `timestamps`: RFC 3339 as the status stores it.
@@ -37,10 +38,22 @@ from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJ
 from bentham.core.executor_policy import ExecutorPolicy
 from bentham.core.pricing import PricingTable
 from bentham.core.reconcile import decide
+from bentham.core.refusals import (
+    NOTHING_ASKED,
+    CreateAnswer,
+    CreateReport,
+    Refusal,
+    note_creations,
+    refusal_of,
+    rejected_attempts,
+)
 from bentham.core.sightings import PodSighting, observed_jobs
 from bentham.core.write_plan import Held, StoredStatus, WritePlan, plan_write, status_to_decide_from, stored_status
 
 __all__ = [
+    "NOTHING_ASKED",
+    "CreateAnswer",
+    "CreateReport",
     "Decision",
     "Derived",
     "ExecutorPolicy",
@@ -50,12 +63,16 @@ __all__ = [
     "ObservedJob",
     "PodSighting",
     "PricingTable",
+    "Refusal",
     "StoredStatus",
     "StudyEvent",
     "WritePlan",
     "decide",
+    "note_creations",
     "observed_jobs",
     "plan_write",
+    "refusal_of",
+    "rejected_attempts",
     "status_to_decide_from",
     "stored_status",
 ]

@@ -27,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bentham.api.manifest import EvidenceLevel, QualityGates
+from bentham.core.refusals import JOB_NAME_TAKEN, JOB_REJECTED
 
 # Kubernetes keeps at most 4 KiB of a termination message; anything longer was not ours.
 MAX_RESULT_BYTES = 4_096
@@ -162,6 +163,9 @@ def assess_attempt(
     readable result is `ExecutorFailed` (crash, DeadlineExceeded, eviction), citing the log tail
     that `FallbackToLogsOnError` put in the message.
     """
+    if failure_reason in (JOB_REJECTED, JOB_NAME_TAKEN):  # the API server never created the Job (`refusals`)
+        return Assessment(Verdict.failure(failure_reason, termination_message or failure_reason,
+                                          retryable=failure_reason == JOB_NAME_TAKEN))  # fmt: skip
     result = read_result(termination_message)
     if isinstance(result, CellResult):
         return Assessment(judge_result(result, gates, evidence_level), result.costUsd)
