@@ -7,12 +7,17 @@ operator itself runs with a token of that ServiceAccount (tests/shipping.py says
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
-from bench.operator_process import start_operator
+from bench.operator_process import free_port, start_operator
 from tests.shipping import chart_operator_identity, chart_release, stop_operator_after_cleanup
 from tests.support import Cluster, Studies, eventually, namespace_for_test, study
 
@@ -89,6 +94,7 @@ def test_namespaced_chart_grants_no_cluster_wide_job_pod_event_or_secret_permiss
         assert on_tenants(served) == {
             "studies.bentham.io": {"list", "watch"},
             "studies.bentham.io/status": {"patch"},
+            "studies.bentham.io/finalizers": {"update"},
             "jobs.batch": {"list", "watch", "create", "delete"},
             "pods": {"list"},
             "events": {"create"},
@@ -166,3 +172,104 @@ def test_operator_under_namespaced_rbac_serves_its_namespace_and_no_other_and_su
     assert unwatched not in log
     for refusal in ("forbidden", "not enough permissions"):  # an API call refused: an ApiException, kopf's warnings
         assert refusal not in log.lower(), operator.log_tail()
+
+
+@contextmanager
+def apiserver_enforcing_owner_references(cluster: Cluster, workdir: Path) -> Iterator[int]:
+    """A second API server of the local control plane (its flags, its etcd) with OwnerReferencesPermissionEnforcement,
+    the admission plugin OpenShift turns on; yields its port. Everything else (kwok, the Job controller) goes on
+    through the first."""
+    run_dir = cluster.kubeconfig.parent / "run"
+    if not run_dir.is_dir():
+        pytest.skip("the cluster was given by --kubeconfig; its API server's flags are not ours to copy")
+    pid = int((run_dir / "kube-apiserver.pid").read_text())
+    flags = [arg.decode() for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if arg]
+    port = free_port()
+    argv = [flag for flag in flags if not flag.startswith(("--secure-port=", "--cert-dir=", "--audit-"))]
+    argv += [
+        f"--secure-port={port}",
+        f"--cert-dir={workdir}",
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+    ]
+    with open(workdir / "kube-apiserver.log", "wb") as log:
+        server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        admin = through(cluster.kubeconfig, port, workdir / "admin.kubeconfig")
+        eventually(
+            lambda: Cluster(admin, cluster.api).kubectl("get", "--raw", "/readyz", check=False).returncode == 0,
+            timeout_s=60,
+            what="the second API server to be ready",
+        )
+        yield port
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def through(kubeconfig: Path, port: int, path: Path) -> Path:
+    """A copy of a (JSON) kubeconfig whose cluster is reached on `port` of 127.0.0.1 instead."""
+    config = json.loads(kubeconfig.read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_charts_rbac_creates_jobs_where_owner_references_permission_enforcement_is_on(
+    study_crd: Cluster, tmp_path: Path
+) -> None:
+    """Each Job's ownerReference blocks its Study's deletion, which that plugin allows only to who may update
+    studies/finalizers: without that rule every Job create would be refused."""
+    with (
+        namespace_for_test(study_crd, "u-rbac") as release,
+        namespace_for_test(study_crd, "u-rbac-owners") as served,
+        chart_operator_identity(study_crd, release, [served], tmp_path / "kubeconfig") as token,
+        apiserver_enforcing_owner_references(study_crd, tmp_path) as port,
+    ):
+        studies = Studies(study_crd, served)
+        owner = studies.create(study("owned", queries=2))
+        # The plugin is on: an identity that may create Jobs but not update studies/finalizers is refused.
+        study_crd.kubectl("create", "role", "jobs-only", "-n", served, "--verb=create", "--resource=jobs.batch")
+        study_crd.kubectl("create", "rolebinding", "jobs-only", "-n", served, "--role=jobs-only", "--user=jobs-only")
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": "blocks-its-owner",
+                "ownerReferences": [
+                    {
+                        "apiVersion": owner["apiVersion"],
+                        "kind": "Study",
+                        "name": "owned",
+                        "uid": owner["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}},
+        }
+        enforcing = Cluster(tmp_path / "admin.kubeconfig", study_crd.api)
+        refused = enforcing.kubectl(
+            "create", "-n", served, "--as=jobs-only", "-f", "-", stdin=json.dumps(job), check=False
+        )
+        assert "cannot set blockOwnerDeletion" in refused.stderr, refused.stderr
+
+        operator = start_operator(
+            study_crd.kubeconfig,
+            tmp_path / "operator.log",
+            "--namespace",
+            served,
+            env={"KUBECONFIG": str(through(token, port, tmp_path / "operator.kubeconfig"))},
+        )
+        try:
+            status = studies.wait_for_state("owned", "complete", "failed", timeout_s=90)
+        finally:
+            stop_operator_after_cleanup(operator)
+
+    assert status["state"] == "complete", status.get("message")
+    assert "forbidden" not in operator.log.read_text().lower(), operator.log_tail()

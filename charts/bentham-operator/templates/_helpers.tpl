@@ -76,6 +76,11 @@ namespace, or of its ClusterRole when it watches every namespace (docs/install.m
 - apiGroups: [bentham.io]
   resources: [studies/status]
   verbs: [patch]
+# A Job's ownerReference blocks its Study's deletion; OwnerReferencesPermissionEnforcement (OpenShift)
+# admits that only from who may update the Study's finalizers. CRDs serve no such subresource: it changes nothing.
+- apiGroups: [bentham.io]
+  resources: [studies/finalizers]
+  verbs: [update]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch, create, delete]
