@@ -24,8 +24,8 @@ REVIEW_TIMEOUT_S = 10
 
 
 def is_pattern(namespace: str) -> bool:
-    """A glob or negation (kopf's syntax), which names no namespace to ask about."""
-    return any(mark in namespace for mark in "*?[]!")
+    """A glob, negation or list (kopf's syntax), which names no namespace to ask about."""
+    return any(mark in namespace for mark in "*?[]!,")
 
 
 def refused_watches(api: client.ApiClient, namespace: str) -> list[str]:
