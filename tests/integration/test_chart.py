@@ -137,6 +137,26 @@ def test_watching_namespaces_moves_the_study_rules_into_a_role_in_each_and_keeps
     assert env_of(render_chart({}))["BENTHAM_NAMESPACES"] == ""
 
 
+def test_kustomize_namespaced_component_installs_the_charts_namespaced_rbac(tmp_path: Path) -> None:
+    """manifests/namespaced, used as its header says, beside manifests/ in a kustomization of one's own."""
+    base, component = (os.path.relpath(REPO / path, tmp_path) for path in ("manifests", "manifests/namespaced"))
+    (tmp_path / "kustomization.yaml").write_text(f"resources:\n  - {base}\ncomponents:\n  - {component}\n")
+    plain = kustomize(tmp_path)
+    chart = render_chart({"watchNamespaces": ["tenant-a"]})
+
+    assert strict_schema_errors(plain) == []
+    for kind in ("ClusterRole", "Role"):
+        assert [rule_set(d["rules"]) for d in only(plain, kind)] == [rule_set(d["rules"]) for d in only(chart, kind)]
+    (role,) = only(plain, "Role")
+    (binding,) = only(plain, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "tenant-a"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "bentham-operator", "namespace": "bentham-system"}
+    ]
+    assert env_of(plain)["BENTHAM_NAMESPACES"] == env_of(chart)["BENTHAM_NAMESPACES"] == "tenant-a"
+
+
 def test_a_namespace_pattern_needs_cluster_wide_rbac_asked_for_by_name() -> None:
     refused = helm("template", "x", str(CHART), "--set-json", 'watchNamespaces=["tenant-a","tenant-*"]', check=False)
     assert refused.returncode != 0
