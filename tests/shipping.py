@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,22 @@ def serviceaccount_kubeconfig(cluster: Cluster, namespace: str, service_account:
         )
     )
     return path
+
+
+@contextmanager
+def chart_operator_identity(
+    cluster: Cluster, release_namespace: str, watched: Sequence[str], path: Path, **values: Any
+) -> Iterator[Path]:
+    """The chart in `release_namespace`, watching `watched` (namespaced RBAC: a Role in each), and a
+    kubeconfig at `path` that authenticates as its ServiceAccount, to run the operator with exactly
+    the chart's permissions.
+
+    Zero replicas (the operator runs as a local process) and no legal-hold policy (cluster-wide,
+    and beside the point); `values` add to these.
+    """
+    chart_values = {"replicas": 0, "legalHold": {"enabled": False}, "watchNamespaces": list(watched), **values}
+    with chart_release(cluster, release_namespace, chart_values):
+        yield serviceaccount_kubeconfig(cluster, release_namespace, "bentham-operator", path)
 
 
 def username(kubeconfig: Path) -> str:

@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         threading.Thread(target=elector.keep_renewing, args=(stop, on_lost), name="lease", daemon=True).start()
 
     try:
+        if namespaces:
+            namespaces = served_namespaces(namespaces)
         kopf.run(
             clusterwide=not namespaces,
             namespaces=namespaces,
@@ -113,6 +115,19 @@ def main(argv: list[str] | None = None) -> None:
     if lost.is_set():
         log.error("leader election: lost the lease; exiting so that only the new leader acts")
         sys.exit(1)
+
+
+def served_namespaces(namespaces: list[str]) -> list[str]:
+    """The namespaces given, less those the operator may not watch (docs/install.md, "RBAC"); exits if none is left."""
+    from bentham.controller.kube import load_api_client
+    from bentham.controller.namespace_access import watchable_namespaces
+
+    with load_api_client() as api:
+        served = watchable_namespaces(api, namespaces)
+    if not served:
+        log.error("none of the namespaces to watch (%s) may be watched; exiting", ", ".join(namespaces))
+        sys.exit(2)
+    return served
 
 
 @contextlib.contextmanager

@@ -47,10 +47,10 @@ from tests.support import LOOPBACK_WEBHOOKS, Cluster, Studies, eventually, names
 EVERY_FEATURE: dict[str, Any] = {
     "replicas": 2,
     "leaderElection": {"enabled": True},
-    "watchNamespaces": ["tenant-a", "tenant-*"],
+    "watchNamespaces": ["tenant-a", "tenant-*"],  # a pattern: Studies, Jobs, pods and Events cluster-wide
     "metrics": {"enabled": True, "port": 9090, "serviceAnnotations": {"a": "b"}},
     "serviceAccount": {"create": True, "name": "operator", "annotations": {"team": "studies"}},
-    "rbac": {"create": True, "secretAccess": {"namespaces": ["tenant-a", "tenant-b"]}},
+    "rbac": {"create": True, "clusterWide": True, "secretAccess": {"namespaces": ["tenant-a", "tenant-b"]}},
     "legalHold": {"enabled": True, "group": "acme:counsel"},
     "webhooks": {"allowedCidrs": ["10.96.0.0/12", "fd00::/8"]},
     "extraEnv": [{"name": "BENTHAM_BATCH_WINDOW_SECONDS", "value": "0.5"}],
@@ -74,6 +74,11 @@ EVERY_FEATURE: dict[str, Any] = {
         }
     },
 }
+# Namespaced RBAC: a Role in each watched namespace, Secrets read in one of them.
+NAMESPACED: dict[str, Any] = {
+    "watchNamespaces": ["tenant-a", "tenant-b"],
+    "rbac": {"secretAccess": {"namespaces": ["tenant-a"]}},
+}
 
 
 def env_of(documents: list[dict[str, Any]]) -> dict[str, Any]:
@@ -82,15 +87,15 @@ def env_of(documents: list[dict[str, Any]]) -> dict[str, Any]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
 
 
-def test_chart_passes_helm_lint_strict_with_defaults_and_every_feature(tmp_path: Path) -> None:
-    every_feature = tmp_path / "values.json"
-    every_feature.write_text(json.dumps(EVERY_FEATURE))
-
+def test_chart_passes_helm_lint_strict_with_defaults_every_feature_and_namespaced_rbac(tmp_path: Path) -> None:
     helm("lint", "--strict", str(CHART))
-    helm("lint", "--strict", str(CHART), "--values", str(every_feature))
+    for name, values in (("every-feature", EVERY_FEATURE), ("namespaced", NAMESPACED)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(values))
+        helm("lint", "--strict", str(CHART), "--values", str(path))
 
 
-@pytest.mark.parametrize("values", [{}, EVERY_FEATURE], ids=["defaults", "every-feature"])
+@pytest.mark.parametrize("values", [{}, EVERY_FEATURE, NAMESPACED], ids=["defaults", "every-feature", "namespaced"])
 def test_chart_renders_objects_valid_in_strict_mode(values: dict[str, Any]) -> None:
     documents = render_chart(values)
 
@@ -105,15 +110,77 @@ def test_kustomize_and_chart_install_the_same_operator_rules() -> None:
     assert rule_set(chart_role["rules"]) == rule_set(kustomize_role["rules"])
 
 
-def test_watching_namespaces_adds_only_the_namespace_list_and_watch_kopf_needs() -> None:
-    (all_namespaces,) = only(render_chart({}), "ClusterRole")
-    watching = render_chart({"watchNamespaces": ["tenant-a", "tenant-*"]})
-    (some_namespaces,) = only(watching, "ClusterRole")
+KOPF_CLUSTER_WIDE = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", "*", "list"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "*", "watch"),
+}
+NAMESPACE_WATCH = {("", "namespaces", "*", "list"), ("", "namespaces", "*", "watch")}
 
-    added = rule_set(some_namespaces["rules"]) - rule_set(all_namespaces["rules"])
-    assert added == {("", "namespaces", "*", "list"), ("", "namespaces", "*", "watch")}
-    assert env_of(watching)["BENTHAM_NAMESPACES"] == "tenant-a,tenant-*"
+
+def test_watching_namespaces_moves_the_study_rules_into_a_role_in_each_and_keeps_only_kopfs_cluster_wide() -> None:
+    (all_namespaces,) = only(render_chart({}), "ClusterRole")
+    watching = render_chart({"watchNamespaces": ["tenant-a", "tenant-b"]})
+    (cluster_role,) = only(watching, "ClusterRole")
+    roles = only(watching, "Role")
+    bindings = only(watching, "RoleBinding")
+
+    assert rule_set(cluster_role["rules"]) == KOPF_CLUSTER_WIDE | NAMESPACE_WATCH
+    assert sorted(role["metadata"]["namespace"] for role in roles) == ["tenant-a", "tenant-b"]
+    for role in roles:  # together, exactly what the operator was granted everywhere before
+        assert rule_set(role["rules"]) == rule_set(all_namespaces["rules"]) - KOPF_CLUSTER_WIDE
+    assert sorted((b["metadata"]["namespace"], b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings) == [
+        ("tenant-a", "Role", "bentham-operator"),
+        ("tenant-b", "Role", "bentham-operator"),
+    ]
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "bentham-operator", "namespace": "bentham-system"}
+        ]
+    assert env_of(watching)["BENTHAM_NAMESPACES"] == "tenant-a,tenant-b"
     assert env_of(render_chart({}))["BENTHAM_NAMESPACES"] == ""
+
+
+def test_kustomize_namespaced_component_installs_the_charts_namespaced_rbac(tmp_path: Path) -> None:
+    """manifests/namespaced, used as its header says, beside manifests/ in a kustomization of one's own."""
+    base, component = (os.path.relpath(REPO / path, tmp_path) for path in ("manifests", "manifests/namespaced"))
+    (tmp_path / "kustomization.yaml").write_text(f"resources:\n  - {base}\ncomponents:\n  - {component}\n")
+    plain = kustomize(tmp_path)
+    chart = render_chart({"watchNamespaces": ["tenant-a"]})
+
+    assert strict_schema_errors(plain) == []
+    for kind in ("ClusterRole", "Role"):
+        assert [rule_set(d["rules"]) for d in only(plain, kind)] == [rule_set(d["rules"]) for d in only(chart, kind)]
+    (role,) = only(plain, "Role")
+    (binding,) = only(plain, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "tenant-a"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "bentham-operator", "namespace": "bentham-system"}
+    ]
+    assert env_of(plain)["BENTHAM_NAMESPACES"] == env_of(chart)["BENTHAM_NAMESPACES"] == "tenant-a"
+
+
+def test_a_namespace_pattern_needs_cluster_wide_rbac_asked_for_by_name() -> None:
+    refused = helm("template", "x", str(CHART), "--set-json", 'watchNamespaces=["tenant-a","tenant-*"]', check=False)
+    assert refused.returncode != 0
+    assert 'watchNamespaces: "tenant-*" is a pattern' in refused.stderr and "rbac.clusterWide=true" in refused.stderr
+
+    (all_namespaces,) = only(render_chart({}), "ClusterRole")
+    broad = render_chart({"watchNamespaces": ["tenant-*"], "rbac": {"clusterWide": True}})
+    (cluster_role,) = only(broad, "ClusterRole")
+    assert rule_set(cluster_role["rules"]) == rule_set(all_namespaces["rules"]) | NAMESPACE_WATCH
+    assert not only(broad, "Role")
+
+
+def test_namespaced_rbac_refuses_secret_grants_beyond_the_watched_namespaces() -> None:
+    cases = {
+        "rbac.secretAccess.clusterWide grants every Secret": {"clusterWide": True},
+        'rbac.secretAccess.namespaces: "tenant-b" is not in watchNamespaces': {"namespaces": ["tenant-b"]},
+    }
+    for message, secret_access in cases.items():
+        values = json.dumps({"watchNamespaces": ["tenant-a"], "rbac": {"secretAccess": secret_access}})
+        refused = helm("template", "x", str(CHART), "--values", "-", stdin=values, check=False)
+        assert refused.returncode != 0 and message in refused.stderr, refused.stderr
 
 
 def test_secret_access_is_a_role_in_each_named_namespace_not_cluster_wide() -> None:
@@ -315,7 +382,7 @@ def test_kustomize_patch_in_the_legal_hold_manifests_header_names_another_group(
 
 @pytest.fixture(scope="module")
 def rbac_release(study_crd: Cluster) -> Iterator[tuple[str, str]]:
-    """The chart in a namespace of its own, watching one study namespace and reading its Secrets.
+    """The chart in a namespace of its own, watching one study namespace (a Role there) and reading its Secrets.
 
     Zero replicas: the operator runs below as a local process with the chart's identity.
     """
@@ -470,10 +537,15 @@ def test_chart_identity_is_refused_outside_its_rules(
         return 200
 
     try:
-        # Granted: reading a watched tenant's Secret (rbac.secretAccess), listing studies everywhere.
+        # Granted: reading a watched tenant's Secret (rbac.secretAccess), listing its studies (its Role).
         assert status_of(as_operator.read_namespaced_secret, "webhook", studies_namespace) == 200
-        assert status_of(custom.list_cluster_custom_object, "bentham.io", "v1alpha1", "studies") == 200
-        # Refused: everything else.
+        assert (
+            status_of(custom.list_namespaced_custom_object, "bentham.io", "v1alpha1", studies_namespace, "studies")
+            == 200
+        )
+        # Refused: everything else, studies outside the watched namespace included.
+        assert status_of(custom.list_cluster_custom_object, "bentham.io", "v1alpha1", "studies") == 403
+        assert status_of(as_operator.list_namespaced_pod, release_namespace) == 403
         assert status_of(as_operator.read_namespaced_secret, "webhook", release_namespace) == 403
         assert status_of(as_operator.delete_namespaced_secret, "webhook", studies_namespace) == 403
         assert status_of(as_operator.list_node) == 403
@@ -544,7 +616,7 @@ def test_leader_election_role_lets_the_operator_take_over_its_lease(study_crd: C
         chart_release(
             study_crd,
             release_namespace,
-            {"replicas": 0, "leaderElection": {"enabled": True}, "watchNamespaces": ["u-nothing-here"]},
+            {"replicas": 0, "leaderElection": {"enabled": True}, "watchNamespaces": [release_namespace]},
         ),
     ):
         leases = client.CoordinationV1Api(study_crd.api)
@@ -571,7 +643,7 @@ def test_leader_election_role_lets_the_operator_take_over_its_lease(study_crd: C
             "POD_NAME": "replica-a",
         }
         operator = start_operator(
-            study_crd.kubeconfig, tmp_path / "operator.log", "--namespace", "u-nothing-here", env=environment
+            study_crd.kubeconfig, tmp_path / "operator.log", "--namespace", release_namespace, env=environment
         )
         try:
             eventually(

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from kubernetes import client, watch
 from bench.operator_process import start_operator
 from bentham.api.status import Checkpoint
 from bentham.core.checkpoint import CellState, read_records
+from tests.shipping import chart_operator_identity, username
 from tests.support import (
     Cluster,
     Studies,
@@ -30,6 +32,7 @@ from tests.support import (
     kill_hard,
     kill_repeatedly,
     kwok_stage,
+    namespace_for_test,
     report,
     study,
 )
@@ -80,6 +83,18 @@ class JobCreations:
         return sum(len(uids) - 1 for uids in self.uids.values())
 
 
+@pytest.fixture
+def as_the_chart(study_crd: Cluster, unwatched_namespace: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment that runs an operator as the chart's ServiceAccount, under the chart's RBAC
+    in namespaced mode (a Role in `unwatched_namespace` only), with a token, never the admin's kubeconfig."""
+    with (
+        namespace_for_test(study_crd, "u-release") as release_namespace,
+        chart_operator_identity(study_crd, release_namespace, [unwatched_namespace], tmp_path / "kubeconfig") as path,
+    ):
+        assert username(path) == f"system:serviceaccount:{release_namespace}:bentham-operator"
+        yield {"KUBECONFIG": str(path)}
+
+
 def records(studies: Studies, name: str) -> list[tuple[CellState, int]]:
     decoded = read_records(Checkpoint.model_validate(studies.status(name)["checkpoint"]))
     assert decoded is not None
@@ -87,7 +102,7 @@ def records(studies: Studies, name: str) -> list[tuple[CellState, int]]:
 
 
 def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_attempt(
-    cluster: Cluster, unwatched_namespace: str
+    cluster: Cluster, unwatched_namespace: str, as_the_chart: dict[str, str]
 ) -> None:
     namespace = unwatched_namespace
     studies = Studies(cluster, namespace)
@@ -96,7 +111,7 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
     surfaces, locations, queries = ("openai-api", "anthropic-api", "perplexity-api"), ("us-nyc", "uk-lon"), 40
     first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
     retryable = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy", "retryable": True}}
-    operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
+    operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace, env=as_the_chart)
     try:
         with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(retryable)):
             studies.create(
@@ -111,7 +126,7 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
             )
             operator, kills = kill_repeatedly(
                 operator,
-                lambda: start_operator(cluster.kubeconfig, log, "--namespace", namespace),
+                lambda: start_operator(cluster.kubeconfig, log, "--namespace", namespace, env=as_the_chart),
                 done=lambda: studies.status("chaos").get("state") in ("complete", "failed"),
                 most=12,
                 seed=20261125,
@@ -122,8 +137,12 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
         operator.stop()
         creations.stop()
 
-    report(f"chaos: operator killed with SIGKILL {kills} times; duplicate Job creations: {creations.duplicates}")
+    report(
+        f"chaos: operator (as the chart's ServiceAccount) killed with SIGKILL {kills} times; "
+        f"duplicate Job creations: {creations.duplicates}"
+    )
     assert kills >= 10, f"the study ended after only {kills} kills; make it longer"
+    assert "forbidden" not in log.read_text().lower(), "the chart's RBAC refused the operator something"
     assert creations.duplicates == 0, {name: uids for name, uids in creations.uids.items() if len(uids) > 1}
     assert status["state"] == "complete", status.get("message")
     cells = records(studies, "chaos")

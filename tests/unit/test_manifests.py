@@ -24,6 +24,7 @@ OPERATOR_RULES = rule_set(
     [
         {"apiGroups": ["bentham.io"], "resources": ["studies"], "verbs": ["list", "watch"]},
         {"apiGroups": ["bentham.io"], "resources": ["studies/status"], "verbs": ["patch"]},
+        {"apiGroups": ["bentham.io"], "resources": ["studies/finalizers"], "verbs": ["update"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch", "create", "delete"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},

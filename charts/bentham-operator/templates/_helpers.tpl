@@ -41,3 +41,53 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "bentham-operator.leaseName" -}}
 bentham-operator
 {{- end -}}
+
+{{/*
+Namespaced mode: watchNamespaces names the namespaces and rbac.clusterWide is off. The operator's
+rights on Studies, Jobs, pods and Events are then Roles in those namespaces, never cluster-wide.
+*/}}
+{{- define "bentham-operator.namespaced" -}}
+{{- if and .Values.watchNamespaces (not .Values.rbac.clusterWide) -}}
+{{- range .Values.watchNamespaces -}}
+{{- if regexMatch "[*?\\[\\]!]" . -}}
+{{- fail (printf "watchNamespaces: %q is a pattern, and a Role can only be made in a namespace named in advance: list the namespaces, or set rbac.clusterWide=true to grant Studies, Jobs, pods and Events in every namespace (docs/install.md, \"RBAC\")" .) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.rbac.secretAccess.clusterWide -}}
+{{- fail "rbac.secretAccess.clusterWide grants every Secret in the cluster, and watchNamespaces limits the operator to some namespaces: list those whose Secrets it reads in rbac.secretAccess.namespaces" -}}
+{{- end -}}
+{{- range .Values.rbac.secretAccess.namespaces -}}
+{{- if not (has . $.Values.watchNamespaces) -}}
+{{- fail (printf "rbac.secretAccess.namespaces: %q is not in watchNamespaces; the operator reads Secrets only in the namespaces of the studies it runs" .) -}}
+{{- end -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+What the operator does to the studies of a namespace: the rules of its Role in each watched
+namespace, or of its ClusterRole when it watches every namespace (docs/install.md lists why each).
+*/}}
+{{- define "bentham-operator.studyRules" -}}
+- apiGroups: [bentham.io]
+  resources: [studies]
+  verbs: [list, watch]
+- apiGroups: [bentham.io]
+  resources: [studies/status]
+  verbs: [patch]
+# A Job's ownerReference blocks its Study's deletion; OwnerReferencesPermissionEnforcement (OpenShift)
+# admits that only from who may update the Study's finalizers. CRDs serve no such subresource: it changes nothing.
+- apiGroups: [bentham.io]
+  resources: [studies/finalizers]
+  verbs: [update]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, watch, create, delete]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
