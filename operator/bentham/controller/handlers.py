@@ -43,8 +43,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     keep_nothing(settings)  # no change handlers here: kopf need not copy every event to diff it
     asyncio.get_running_loop().set_default_executor(api_executor())
     metrics = Metrics()
-    api = load_api_client()
-    webhooks = WebhookSender(CoreV1Api(api), on_give_up=metrics.notification_failures.inc)
+    fence = memo.get("fence")  # set by bentham-operator: closes for good once this replica stops leading
+    api = load_api_client(fence)
+    webhooks = WebhookSender(
+        CoreV1Api(api),
+        on_give_up=metrics.notification_failures.inc,
+        may_send=fence.is_open if fence is not None else lambda: True,
+    )
     webhooks.start()
     memo.config = config
     memo.webhooks = webhooks

@@ -100,8 +100,10 @@ class WebhookSender:
         timeout_s: float = REQUEST_TIMEOUT_SECONDS,
         backoff: RetryDelay = _default_retry_delay,
         on_give_up: Callable[[], None] = lambda: None,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         self._secrets = secrets
+        self._may_send = may_send  # the replica's write fence: nothing goes out once it no longer leads
         self._on_give_up = on_give_up
         self._max_queued = max_queued
         self._concurrency = asyncio.Semaphore(concurrency)
@@ -201,6 +203,9 @@ class WebhookSender:
         problem = ""
         try:
             url, authorization = await asyncio.to_thread(self._resolve, delivery.destination)
+            if not self._may_send():
+                log.warning("notification %s not sent: this replica no longer leads", notification.id)
+                return
             status, problem = await asyncio.to_thread(
                 _post, url, encode(notification), request_headers(notification, authorization), self._timeout_s
             )

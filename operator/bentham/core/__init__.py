@@ -34,7 +34,15 @@ from bentham.core.decision import Decision, JobToCreate, Notification, ObservedJ
 from bentham.core.pricing import PricingTable
 from bentham.core.reconcile import decide
 from bentham.core.sightings import PodSighting, observed_jobs
-from bentham.core.write_plan import Held, StoredStatus, WritePlan, plan_write, status_to_decide_from, stored_status
+from bentham.core.write_plan import (
+    Held,
+    StoredStatus,
+    StudyVersion,
+    WritePlan,
+    plan_write,
+    status_to_decide_from,
+    stored_status,
+)
 
 __all__ = [
     "Decision",
@@ -47,6 +55,7 @@ __all__ = [
     "PricingTable",
     "StoredStatus",
     "StudyEvent",
+    "StudyVersion",
     "WritePlan",
     "decide",
     "observed_jobs",
