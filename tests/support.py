@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kubernetes import client
+from kubernetes import client, watch
 
 from bench.kube import Api, scratch_namespace
 from bench.operator_process import OperatorProcess
@@ -346,3 +347,87 @@ def kill_repeatedly(
         operator.stop()  # the caller still holds an earlier one, already killed
         raise
     return operator, kills
+
+
+class JobCreations:
+    """Every Job created in a namespace from now on: by name and by (study uid, cell, attempt), with each Job UID.
+
+    A watch started before the study: a name, or an attempt, seen with two UIDs was created twice.
+    """
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self._batch = client.BatchV1Api(cluster.api)
+        self._namespace = namespace
+        self.uids: dict[str, set[str]] = defaultdict(set)
+        self.by_attempt: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        self._stop = threading.Event()
+        self._resource_version = self._batch.list_namespaced_job(namespace).metadata.resource_version
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self._batch.list_namespaced_job,
+                    self._namespace,
+                    resource_version=self._resource_version,
+                    timeout_seconds=5,
+                ):
+                    job = event["object"]
+                    self._resource_version = job.metadata.resource_version
+                    if event["type"] == "ADDED":
+                        labels = job.metadata.labels or {}
+                        self.uids[job.metadata.name].add(job.metadata.uid)
+                        attempt = (
+                            labels.get("bentham.io/study-uid", ""),
+                            labels.get("bentham.io/cell-index", ""),
+                            labels.get("bentham.io/attempt", ""),
+                        )
+                        self.by_attempt[attempt].add(job.metadata.uid)
+                    if self._stop.is_set():
+                        break
+            except Exception:  # the API server itself may be down in these tests: resume from where we were
+                time.sleep(0.5)
+            finally:
+                stream.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    @property
+    def duplicates(self) -> int:
+        """Job names created more than once, and attempts started as more than one Job, counted once each."""
+        by_name = sum(len(uids) - 1 for uids in self.uids.values())
+        by_attempt = sum(len(uids) - 1 for uids in self.by_attempt.values())
+        return max(by_name, by_attempt)
+
+    def created_twice(self) -> dict[str, set[str]]:
+        """What was created twice, for an assertion's message."""
+        twice = {name: uids for name, uids in self.uids.items() if len(uids) > 1}
+        twice.update({"/".join(key): uids for key, uids in self.by_attempt.items() if len(uids) > 1})
+        return twice
+
+
+def process_state(pid: int) -> str | None:
+    """The process's state letter from /proc (`T`: stopped), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return None
+
+
+def wait_until_stopped(operator: OperatorProcess, timeout_s: float, *, unless: Callable[[], bool]) -> bool:
+    """Waits until the operator has stopped itself at its armed stop point (True), or `unless()` comes first (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process_state(operator.pid) == "T":
+            return True
+        if operator.process.poll() is not None:
+            raise AssertionError(f"the operator exited with {operator.process.returncode}:\n{operator.log_tail()}")
+        if unless():
+            return False
+        time.sleep(0.05)
+    raise AssertionError(f"the operator did not reach its stop point within {timeout_s}s:\n{operator.log_tail()}")

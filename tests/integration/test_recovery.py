@@ -11,19 +11,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client
 
 from bench.operator_process import start_operator
 from bentham.api.status import Checkpoint
 from bentham.core.checkpoint import CellState, read_records
 from tests.support import (
     Cluster,
+    JobCreations,
     Studies,
     eventually,
     failing_pod_template,
@@ -36,48 +35,6 @@ from tests.support import (
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / ".cluster" / "logs"
-
-
-class JobCreations:
-    """Every Job created in a namespace from now on, by name, with each UID it was created under."""
-
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self._batch = client.BatchV1Api(cluster.api)
-        self._namespace = namespace
-        self.uids: dict[str, set[str]] = defaultdict(set)
-        self._stop = threading.Event()
-        self._resource_version = self._batch.list_namespaced_job(namespace).metadata.resource_version
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            stream = watch.Watch()
-            try:
-                for event in stream.stream(
-                    self._batch.list_namespaced_job,
-                    self._namespace,
-                    resource_version=self._resource_version,
-                    timeout_seconds=5,
-                ):
-                    job = event["object"]
-                    self._resource_version = job.metadata.resource_version
-                    if event["type"] == "ADDED":
-                        self.uids[job.metadata.name].add(job.metadata.uid)
-                    if self._stop.is_set():
-                        break
-            except Exception:  # the API server itself may be down in these tests: resume from where we were
-                time.sleep(0.5)
-            finally:
-                stream.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
-
-    @property
-    def duplicates(self) -> int:
-        return sum(len(uids) - 1 for uids in self.uids.values())
 
 
 def records(studies: Studies, name: str) -> list[tuple[CellState, int]]:
@@ -124,7 +81,7 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
 
     report(f"chaos: operator killed with SIGKILL {kills} times; duplicate Job creations: {creations.duplicates}")
     assert kills >= 10, f"the study ended after only {kills} kills; make it longer"
-    assert creations.duplicates == 0, {name: uids for name, uids in creations.uids.items() if len(uids) > 1}
+    assert creations.duplicates == 0, creations.created_twice()
     assert status["state"] == "complete", status.get("message")
     cells = records(studies, "chaos")
     total = queries * len(surfaces) * len(locations)
@@ -145,6 +102,7 @@ def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
         pytest.skip("the cluster was given by --kubeconfig; its API server is not ours to restart")
     namespace = unwatched_namespace
     studies = Studies(cluster, namespace)
+    creations = JobCreations(cluster, namespace)
     operator = start_operator(cluster.kubeconfig, LOGS / f"operator-{namespace}.log", "--namespace", namespace)
     try:
         studies.create(
@@ -175,8 +133,13 @@ def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
         status = studies.wait_for_state("outage", "complete", "failed", timeout_s=240)
     finally:
         operator.stop()
+        creations.stop()
+    report(f"chaos: API server and etcd restarted; duplicate Job creations: {creations.duplicates}")
+    assert creations.duplicates == 0, creations.created_twice()
     assert status["state"] == "complete", status.get("message")
     assert status["progress"]["completedCells"] == 120
+    assert records(studies, "outage") == [(CellState.COMPLETED, 1)] * 120, "every cell passed at its first attempt"
+    assert len(creations.uids) == 120, "each attempt's Job created once, none missing"
 
 
 def test_standby_replica_takes_over_within_30s_when_the_leader_dies(cluster: Cluster, unwatched_namespace: str) -> None:

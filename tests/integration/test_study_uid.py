@@ -213,13 +213,15 @@ def test_the_operators_client_writes_the_status_and_reads_the_pods_of_its_own_ui
     studies = Studies(cluster, namespace)
     kube = KubeClient(cluster.api, Metrics())
     body = study("mine", queries=1, locations=("us-nyc",))
-    uid = studies.create(body)["metadata"]["uid"]
+    created = studies.create(body)["metadata"]
+    uid, version = created["uid"], created["resourceVersion"]
     status = StudyStatus(state=StudyState.QUEUED, message="written for this uid")
 
-    assert not asyncio.run(kube.replace_status(StudyRef(namespace, "mine", uid="a-deleted-study-of-this-name"), status))
+    other = StudyRef(namespace, "mine", uid="a-deleted-study-of-this-name")
+    assert not asyncio.run(kube.replace_status(other, status, version))
     assert "message" not in studies.status("mine")
-    assert not asyncio.run(kube.replace_status(StudyRef(namespace, "nobody", uid=uid), status))
-    assert asyncio.run(kube.replace_status(StudyRef(namespace, "mine", uid=uid), status))
+    assert not asyncio.run(kube.replace_status(StudyRef(namespace, "nobody", uid=uid), status, version))
+    assert asyncio.run(kube.replace_status(StudyRef(namespace, "mine", uid=uid), status, version))
     assert studies.status("mine")["message"] == "written for this uid"
 
     # Two Jobs of the same cell and study name, as the core builds them, under two uids.
