@@ -28,6 +28,8 @@ from bentham.api.status import Checkpoint, StudyState, StudyStatus
 from bentham.controller.kube import FencedApiClient, KubeClient, StudyChanged, StudyRef
 from bentham.controller.leadership import LeadershipLost, WriteFence, elapsed_clock
 from bentham.controller.metrics import Metrics
+from bentham.controller.webhook_sender import WebhookSender
+from bentham.controller.workers import StudyWorker
 from bentham.core.checkpoint import CellState, read_records
 from tests.integration.test_recovery import records
 from tests.support import (
@@ -291,3 +293,43 @@ def test_a_leader_frozen_past_its_lease_writes_nothing_once_woken_beside_the_new
         (CellState.COMPLETED, 2 if index in london else 1) for index in range(total)
     ]
     assert len(creations.uids) == total + len(london)
+
+
+def test_a_worker_whose_write_was_refused_decides_again_from_the_study_as_it_is(
+    study_crd: Cluster, unwatched_namespace: str
+) -> None:
+    """No operator runs here: one StudyWorker, in this process, against the real API server."""
+    namespace = unwatched_namespace
+    studies = Studies(study_crd, namespace)
+    body = study("raced")
+    body["spec"]["paused"] = True  # its passes start no Jobs
+    created = studies.create(body)
+    worker = StudyWorker(
+        (namespace, created["metadata"]["uid"]),
+        KubeClient(study_crd.api, Metrics()),
+        WebhookSender(),
+        jobs=lambda key: (),
+        metrics=Metrics(),
+        batch_window_s=0.0,
+        status_interval_s=5.0,
+    )
+    worker.see(created)
+    asyncio.run(worker.reconcile())
+    first = studies.status("raced")
+    assert first["state"] == "paused"
+
+    studies.patch_spec("raced", {"cancel": {"reason": "no longer needed"}})
+    worker.see(studies.get("raced"))  # the watch delivers the user's change ...
+    # ... and before the worker acts on it, another writer records more: a later checkpoint.
+    racer = {**first, "checkpoint": {**first["checkpoint"], "sequence": first["checkpoint"]["sequence"] + 40}}
+    client.CustomObjectsApi(study_crd.api).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "raced", {"status": racer}
+    )
+
+    asyncio.run(worker.reconcile())  # refused: the Study moved since the version it decided from
+    assert studies.status("raced") == racer, "the refused write changed nothing"
+    asyncio.run(worker.reconcile())  # decided again from what is there now
+    final = studies.status("raced")
+
+    assert final["state"] == "cancelled"
+    assert final["checkpoint"]["sequence"] == racer["checkpoint"]["sequence"], "decided from the racer's checkpoint"
