@@ -378,20 +378,37 @@ class JobCreations:
                     job = event["object"]
                     self._resource_version = job.metadata.resource_version
                     if event["type"] == "ADDED":
-                        labels = job.metadata.labels or {}
-                        self.uids[job.metadata.name].add(job.metadata.uid)
-                        attempt = (
-                            labels.get("bentham.io/study-uid", ""),
-                            labels.get("bentham.io/cell-index", ""),
-                            labels.get("bentham.io/attempt", ""),
-                        )
-                        self.by_attempt[attempt].add(job.metadata.uid)
+                        self._saw(job)
                     if self._stop.is_set():
                         break
+            except client.ApiException as error:
+                if error.status == 410:  # a restarted API server's watch cache starts after our place: list again
+                    self._relist()
+                time.sleep(0.5)
             except Exception:  # the API server itself may be down in these tests: resume from where we were
                 time.sleep(0.5)
             finally:
                 stream.stop()
+
+    def _saw(self, job: client.V1Job) -> None:
+        labels = job.metadata.labels or {}
+        self.uids[job.metadata.name].add(job.metadata.uid)
+        attempt = (
+            labels.get("bentham.io/study-uid", ""),
+            labels.get("bentham.io/cell-index", ""),
+            labels.get("bentham.io/attempt", ""),
+        )
+        self.by_attempt[attempt].add(job.metadata.uid)
+
+    def _relist(self) -> None:
+        """Every Job there now counts as seen; only one created and deleted while no watch ran could be missed."""
+        try:
+            listed = self._batch.list_namespaced_job(self._namespace)
+        except Exception:
+            return
+        for job in listed.items:
+            self._saw(job)
+        self._resource_version = listed.metadata.resource_version
 
     def stop(self) -> None:
         self._stop.set()
