@@ -14,17 +14,15 @@ import random
 from pathlib import Path
 
 from bench.operator_process import OperatorProcess, start_operator
-from bentham.core.checkpoint import CellState
-from tests.integration.test_recovery import records
 from tests.support import (
     Cluster,
     JobCreations,
     Studies,
-    failing_pod_template,
+    assert_each_attempt_created_once,
+    chaos_study,
+    first_attempts_in_london_fail,
     kill_hard,
-    kwok_stage,
     report,
-    study,
     wait_until_stopped,
 )
 
@@ -40,9 +38,6 @@ def test_kills_between_a_job_create_and_the_next_status_write_start_no_attempt_t
     studies = Studies(cluster, namespace)
     creations = JobCreations(cluster, namespace)
     log = LOGS / f"operator-{namespace}.log"
-    surfaces, locations, queries = ("openai-api", "anthropic-api", "perplexity-api"), ("us-nyc", "uk-lon"), 40
-    first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
-    retryable = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy", "retryable": True}}
     rng = random.Random(20261130)
 
     def armed(nth: int) -> OperatorProcess:
@@ -55,17 +50,8 @@ def test_kills_between_a_job_create_and_the_next_status_write_start_no_attempt_t
     operator = armed(1)
     aimed = 0
     try:
-        with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(retryable)):
-            studies.create(
-                study(
-                    "chaos-window",
-                    required=surfaces,
-                    locations=locations,
-                    queries=queries,
-                    parallelism=12,
-                    pod_annotations={"sim.bentham.io/duration": "1500ms"},
-                )
-            )
+        with first_attempts_in_london_fail(cluster, namespace):
+            studies.create(chaos_study("chaos-window"))
             while aimed < KILLS:
                 if not wait_until_stopped(operator, 60, unless=ended):
                     break
@@ -82,12 +68,4 @@ def test_kills_between_a_job_create_and_the_next_status_write_start_no_attempt_t
 
     report(f"chaos: {aimed} kills between a Job create and the next status write; duplicates: {creations.duplicates}")
     assert aimed >= 10, f"the study ended after only {aimed} aimed kills; make it longer"
-    assert creations.duplicates == 0, creations.created_twice()
-    assert status["state"] == "complete", status.get("message")
-    total = queries * len(surfaces) * len(locations)
-    london = {index for index in range(total) if index % len(locations) == 1}
-    assert records(studies, "chaos-window") == [
-        (CellState.COMPLETED, 2 if index in london else 1) for index in range(total)
-    ], "exactly the attempts kwok asked for: a failed first one in London, else one"
-    assert len(creations.uids) == total + len(london), "each attempt's Job created once, none missing"
-    assert status["progress"]["completedCells"] == total
+    assert_each_attempt_created_once(studies, "chaos-window", status, creations)

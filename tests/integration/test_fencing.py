@@ -12,15 +12,13 @@ import asyncio
 import json
 import os
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client
 
 from bench.operator_process import start_operator
 from bentham import __version__
@@ -31,17 +29,17 @@ from bentham.controller.metrics import Metrics
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.controller.workers import StudyWorker
 from bentham.core.checkpoint import CellState, read_records
-from tests.integration.test_recovery import records
 from tests.support import (
     GROUP,
     PLURAL,
     VERSION,
     Cluster,
     JobCreations,
+    ResumingWatch,
     Studies,
+    assert_each_attempt_created_once,
     eventually,
-    failing_pod_template,
-    kwok_stage,
+    first_attempts_in_london_fail,
     report,
     study,
     wait_until_stopped,
@@ -114,47 +112,19 @@ def test_a_replica_whose_fence_has_closed_sends_no_write_but_still_reads(
     assert not [event for event in events if event.reason == "Fenced"]
 
 
-class StatusHistory:
+class StatusHistory(ResumingWatch):
     """Every status of one Study the API server announces, in order, from a watch started before it exists."""
 
     def __init__(self, cluster: Cluster, namespace: str, name: str) -> None:
-        self._api = client.CustomObjectsApi(cluster.api)
-        self._namespace, self._name = namespace, name
         self.statuses: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        listed = self._api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-        self._version = listed["metadata"]["resourceVersion"]
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
+        api = client.CustomObjectsApi(cluster.api)
+        selector = f"metadata.name={name}"
+        super().__init__(api.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, field_selector=selector)
 
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            stream = watch.Watch()
-            try:
-                for event in stream.stream(
-                    self._api.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self._namespace,
-                    PLURAL,
-                    field_selector=f"metadata.name={self._name}",
-                    resource_version=self._version,
-                    timeout_seconds=5,
-                ):
-                    self._version = event["object"]["metadata"]["resourceVersion"]
-                    status = event["object"].get("status")
-                    if status and (not self.statuses or self.statuses[-1] != status):
-                        self.statuses.append(status)
-                    if self._stop.is_set():
-                        break
-            except Exception:
-                time.sleep(0.5)
-            finally:
-                stream.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
+    def saw(self, type_: str, item: Any) -> None:
+        status = item.get("status")
+        if status and (not self.statuses or self.statuses[-1] != status):
+            self.statuses.append(status)
 
     def shrinkages(self) -> list[str]:
         """Each step where a recorded outcome vanished, the sequence went back or a cell lost attempts."""
@@ -214,8 +184,6 @@ def test_a_leader_frozen_past_its_lease_writes_nothing_once_woken_beside_the_new
     studies = Studies(cluster, namespace)
     leases = client.CoordinationV1Api(cluster.api)
     args = ("--namespace", namespace, "--leader-elect", "--lease-namespace", namespace)
-    first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
-    retryable = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy", "retryable": True}}
     queries, locations = 40, ("us-nyc", "uk-lon")
     total = queries * len(locations)
 
@@ -236,7 +204,7 @@ def test_a_leader_frozen_past_its_lease_writes_nothing_once_woken_beside_the_new
         assert holder.endswith(f"-{old.pid}")
         new = start_operator(cluster.kubeconfig, LOGS / f"operator-{namespace}-new.log", *args)
         replicas.append(new)
-        with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(retryable)):
+        with first_attempts_in_london_fail(cluster, namespace):
             studies.create(
                 study(
                     "two-leaders",
@@ -286,13 +254,7 @@ def test_a_leader_frozen_past_its_lease_writes_nothing_once_woken_beside_the_new
     assert old.process.returncode == 1, old.log_tail()
     assert "write refused" in old.log.read_text(), "woken, it tried to write, and its fence refused"
     assert history.shrinkages() == []
-    assert creations.duplicates == 0, creations.created_twice()
-    assert status["state"] == "complete", status.get("message")
-    london = {index for index in range(total) if index % len(locations) == 1}
-    assert records(studies, "two-leaders") == [
-        (CellState.COMPLETED, 2 if index in london else 1) for index in range(total)
-    ]
-    assert len(creations.uids) == total + len(london)
+    assert_each_attempt_created_once(studies, "two-leaders", status, creations, total=total, locations=len(locations))
 
 
 def test_a_worker_whose_write_was_refused_decides_again_from_the_study_as_it_is(

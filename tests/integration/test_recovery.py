@@ -18,29 +18,24 @@ import pytest
 from kubernetes import client
 
 from bench.operator_process import start_operator
-from bentham.api.status import Checkpoint
-from bentham.core.checkpoint import CellState, read_records
+from bentham.core.checkpoint import CellState
 from tests.support import (
     Cluster,
     JobCreations,
     Studies,
+    assert_each_attempt_created_once,
+    chaos_study,
     eventually,
-    failing_pod_template,
+    first_attempts_in_london_fail,
     kill_hard,
     kill_repeatedly,
-    kwok_stage,
+    recorded_attempts,
     report,
     study,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / ".cluster" / "logs"
-
-
-def records(studies: Studies, name: str) -> list[tuple[CellState, int]]:
-    decoded = read_records(Checkpoint.model_validate(studies.status(name)["checkpoint"]))
-    assert decoded is not None
-    return [(record.state, record.attempts) for record in decoded]
 
 
 def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_attempt(
@@ -50,22 +45,10 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
     studies = Studies(cluster, namespace)
     creations = JobCreations(cluster, namespace)
     log = LOGS / f"operator-{namespace}.log"
-    surfaces, locations, queries = ("openai-api", "anthropic-api", "perplexity-api"), ("us-nyc", "uk-lon"), 40
-    first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
-    retryable = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy", "retryable": True}}
     operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace)
     try:
-        with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(retryable)):
-            studies.create(
-                study(
-                    "chaos",
-                    required=surfaces,
-                    locations=locations,
-                    queries=queries,
-                    parallelism=12,
-                    pod_annotations={"sim.bentham.io/duration": "1500ms"},
-                )
-            )
+        with first_attempts_in_london_fail(cluster, namespace):
+            studies.create(chaos_study("chaos"))
             operator, kills = kill_repeatedly(
                 operator,
                 lambda: start_operator(cluster.kubeconfig, log, "--namespace", namespace),
@@ -81,17 +64,7 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
 
     report(f"chaos: operator killed with SIGKILL {kills} times; duplicate Job creations: {creations.duplicates}")
     assert kills >= 10, f"the study ended after only {kills} kills; make it longer"
-    assert creations.duplicates == 0, creations.created_twice()
-    assert status["state"] == "complete", status.get("message")
-    cells = records(studies, "chaos")
-    total = queries * len(surfaces) * len(locations)
-    assert len(cells) == total
-    # What kwok did: every first attempt in London failed, every other attempt passed.
-    london = {index for index in range(total) if index % len(locations) == 1}
-    assert all(state is CellState.COMPLETED for state, _ in cells)
-    assert [attempts for _, attempts in cells] == [2 if index in london else 1 for index in range(total)]
-    assert len(creations.uids) == total + len(london)  # each attempt's Job created once, none missing
-    assert status["progress"]["completedCells"] == total
+    assert_each_attempt_created_once(studies, "chaos", status, creations)
 
 
 def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
@@ -138,7 +111,9 @@ def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
     assert creations.duplicates == 0, creations.created_twice()
     assert status["state"] == "complete", status.get("message")
     assert status["progress"]["completedCells"] == 120
-    assert records(studies, "outage") == [(CellState.COMPLETED, 1)] * 120, "every cell passed at its first attempt"
+    assert recorded_attempts(studies, "outage") == [(CellState.COMPLETED, 1)] * 120, (
+        "every cell passed at its first attempt"
+    )
     assert len(creations.uids) == 120, "each attempt's Job created once, none missing"
 
 
