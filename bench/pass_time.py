@@ -30,7 +30,7 @@ from bentham.api.names import GROUP, VERSION
 from bentham.core.decision import ObservedJob
 from bentham.core.reconcile import decide
 from bentham.core.sightings import PodSighting, observed_jobs
-from bentham.core.write_plan import plan_write, stored_status
+from bentham.core.write_plan import StudyVersion, plan_write, stored_status
 
 T = TypeVar("T")
 UID = "00000000-0000-4000-8000-000000000100"
@@ -62,10 +62,11 @@ def timed(parts: dict[str, list[float]], part: str, work: Callable[..., T], /, *
 def run(queries: int, surfaces: int, locations: int, parallelism: int, passes: int) -> dict[str, Any]:
     spec = spec_of(queries, surfaces, locations, parallelism)
     common: dict[str, Any] = dict(name="pass-time", namespace="bench", uid=UID, generation=1, created_at=T0, spec=spec)
+    version = "0"
     body: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Study", "metadata": {"uid": UID}}
     jobs: dict[str, ObservedJob] = {}
     messages: dict[str, PodSighting] = {}
-    stored, written, derived, now = None, None, None, T0
+    stored, written, derived, now = StudyVersion(None), None, None, T0
     parts: dict[str, list[float]] = {}
     totals: list[float] = []
     message = json.dumps(GOOD_RESULT)
@@ -77,15 +78,18 @@ def run(queries: int, surfaces: int, locations: int, parallelism: int, passes: i
             messages[running.name] = PodSighting(running.name, terminated=True, message=message)
         started = time.perf_counter()
         observed = timed(parts, "observe_ms", observed_jobs, jobs.values(), messages, now)
-        decision = timed(parts, "decide_ms", decide, **common, status=stored, jobs=observed, now=now, derived=derived)
+        decision = timed(
+            parts, "decide_ms", decide, **common, status=stored.status, jobs=observed, now=now, derived=derived
+        )
         plan = timed(parts, "plan_ms", plan_write, stored, None, decision, since_last_write=60.0, interval=0.0)
         if plan.write is not None:
             sent = timed(parts, "serialise_ms", lambda status: json.dumps(status.as_stored()), plan.write)
-            body["status"], written = json.loads(sent), plan.write
+            version = str(number)  # the Study's resourceVersion after our write
+            body["status"], written = json.loads(sent), StudyVersion(plan.write, version)
         if number >= 2:
             totals.append((time.perf_counter() - started) * 1000)
         # As the worker: the status it last wrote, unless the watch showed a newer one.
-        stored, derived = stored_status(body.get("status"), written), decision.derived
+        stored, derived = stored_status(StudyVersion(body.get("status"), version), written), decision.derived
         for gone in plan.delete:
             jobs.pop(gone, None)
             messages.pop(gone, None)

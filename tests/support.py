@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import http.server
 import json
 import os
@@ -14,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -21,10 +24,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kubernetes import client
+from kubernetes import client, watch
 
 from bench.kube import Api, scratch_namespace
 from bench.operator_process import OperatorProcess
+from bentham.api.status import Checkpoint
+from bentham.core.checkpoint import CellState, read_records
 
 T = TypeVar("T")
 
@@ -409,3 +414,177 @@ def kill_repeatedly(
         operator.stop()  # the caller still holds an earlier one, already killed
         raise
     return operator, kills
+
+
+class ResumingWatch:
+    """A watch of one list from now on, in a thread, that resumes where it was after any error.
+
+    A restarted API server's watch cache starts after our place (410): then everything listed
+    counts as seen, and only an object created and deleted while no watch ran could be missed.
+    """
+
+    def __init__(self, list_call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._list = functools.partial(list_call, *args, **kwargs)
+        self._stop = threading.Event()
+        self._resource_version = self._relist()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def saw(self, type_: str, item: Any) -> None:
+        """One event: ADDED, MODIFIED or DELETED (or LISTED, after a 410)."""
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(self._list, resource_version=self._resource_version, timeout_seconds=5):
+                    item = event["object"]
+                    self._resource_version = _resource_version(item)
+                    self.saw(event["type"], item)
+                    if self._stop.is_set():
+                        break
+            except client.ApiException as error:
+                if error.status == 410:
+                    with contextlib.suppress(Exception):
+                        self._resource_version = self._relist(report=True)
+                time.sleep(0.5)
+            except Exception:  # the API server itself may be down in these tests: resume from where we were
+                time.sleep(0.5)
+            finally:
+                stream.stop()
+
+    def _relist(self, report: bool = False) -> str:
+        listed = self._list()
+        items = listed["items"] if isinstance(listed, dict) else listed.items
+        if report:
+            for item in items:
+                self.saw("LISTED", item)
+        return str(
+            listed["metadata"]["resourceVersion"] if isinstance(listed, dict) else listed.metadata.resource_version
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
+def _resource_version(item: Any) -> str:
+    return str(item["metadata"]["resourceVersion"] if isinstance(item, dict) else item.metadata.resource_version)
+
+
+class JobCreations(ResumingWatch):
+    """Every Job created in a namespace from now on: by name and by (study uid, cell, attempt), with each Job UID.
+
+    A name, or an attempt, seen with two UIDs was created twice.
+    """
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.uids: dict[str, set[str]] = defaultdict(set)
+        self.by_attempt: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        super().__init__(client.BatchV1Api(cluster.api).list_namespaced_job, namespace)
+
+    def saw(self, type_: str, item: Any) -> None:
+        if type_ not in ("ADDED", "LISTED"):
+            return
+        labels = item.metadata.labels or {}
+        self.uids[item.metadata.name].add(item.metadata.uid)
+        attempt = (
+            labels.get("bentham.io/study-uid", ""),
+            labels.get("bentham.io/cell-index", ""),
+            labels.get("bentham.io/attempt", ""),
+        )
+        self.by_attempt[attempt].add(item.metadata.uid)
+
+    @property
+    def duplicates(self) -> int:
+        """Job names created more than once, and attempts started as more than one Job, counted once each."""
+        by_name = sum(len(uids) - 1 for uids in self.uids.values())
+        by_attempt = sum(len(uids) - 1 for uids in self.by_attempt.values())
+        return max(by_name, by_attempt)
+
+    def created_twice(self) -> dict[str, set[str]]:
+        """What was created twice, for an assertion's message."""
+        twice = {name: uids for name, uids in self.uids.items() if len(uids) > 1}
+        twice.update({"/".join(key): uids for key, uids in self.by_attempt.items() if len(uids) > 1})
+        return twice
+
+
+FIRST_ATTEMPT_IN_LONDON = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
+RETRYABLE_FAILURE = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy", "retryable": True}}
+
+
+def first_attempts_in_london_fail(cluster: Cluster, namespace: str) -> AbstractContextManager[str]:
+    """While the block runs, every first attempt in uk-lon fails as retryable; every other attempt passes."""
+    return kwok_stage(cluster, namespace, FIRST_ATTEMPT_IN_LONDON, failing_pod_template(RETRYABLE_FAILURE))
+
+
+CHAOS_SURFACES, CHAOS_LOCATIONS, CHAOS_QUERIES = (
+    ("openai-api", "anthropic-api", "perplexity-api"),
+    ("us-nyc", "uk-lon"),
+    40,
+)
+CHAOS_CELLS = len(CHAOS_SURFACES) * len(CHAOS_LOCATIONS) * CHAOS_QUERIES
+
+
+def chaos_study(name: str) -> dict[str, Any]:
+    """The chaos tests' study: 240 cells of 1.5 s pods, 12 at a time (360 attempts if London's first ones fail)."""
+    return study(
+        name,
+        required=CHAOS_SURFACES,
+        locations=CHAOS_LOCATIONS,
+        queries=CHAOS_QUERIES,
+        parallelism=12,
+        pod_annotations={"sim.bentham.io/duration": "1500ms"},
+    )
+
+
+def recorded_attempts(studies: Studies, name: str) -> list[tuple[CellState, int]]:
+    """Each cell's state and attempts, as the study's checkpoint records them."""
+    decoded = read_records(Checkpoint.model_validate(studies.status(name)["checkpoint"]))
+    assert decoded is not None
+    return [(record.state, record.attempts) for record in decoded]
+
+
+def london_retried_once(total: int, locations: int) -> list[tuple[CellState, int]]:
+    """What `first_attempts_in_london_fail` makes of a study whose last location is uk-lon: every cell completed."""
+    return [(CellState.COMPLETED, 2 if index % locations == locations - 1 else 1) for index in range(total)]
+
+
+def process_state(pid: int) -> str | None:
+    """The process's state letter from /proc (`T`: stopped), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return None
+
+
+def wait_until_stopped(operator: OperatorProcess, timeout_s: float, *, unless: Callable[[], bool]) -> bool:
+    """Waits until the operator has stopped itself at its armed stop point (True), or `unless()` comes first (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process_state(operator.pid) == "T":
+            return True
+        if operator.process.poll() is not None:
+            raise AssertionError(f"the operator exited with {operator.process.returncode}:\n{operator.log_tail()}")
+        if unless():
+            return False
+        time.sleep(0.05)
+    raise AssertionError(f"the operator did not reach its stop point within {timeout_s}s:\n{operator.log_tail()}")
+
+
+def assert_each_attempt_created_once(
+    studies: Studies,
+    name: str,
+    status: Mapping[str, Any],
+    creations: JobCreations,
+    *,
+    total: int = CHAOS_CELLS,
+    locations: int = len(CHAOS_LOCATIONS),
+) -> None:
+    """The study completed, London's first attempts retried once, and each attempt's Job was created exactly once."""
+    assert creations.duplicates == 0, creations.created_twice()
+    assert status["state"] == "complete", status.get("message")
+    expected = london_retried_once(total, locations)
+    assert recorded_attempts(studies, name) == expected, "exactly the attempts kwok asked for"
+    assert len(creations.uids) == sum(attempts for _, attempts in expected), "each attempt's Job once, none missing"
+    assert status["progress"]["completedCells"] == total

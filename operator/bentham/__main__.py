@@ -73,21 +73,24 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"bentham-operator: {error}\n")
     kopf.configure(verbose=args.verbose)  # kopf's log format, for ours and its own
     import bentham.controller.handlers  # noqa: F401  (registers the handlers)
+    from bentham.controller.leadership import WriteFence
 
     stop = threading.Event()  # for our own threads (the Lease)
     lost = threading.Event()
     elector = None
+    identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    fence = WriteFence.always_open(identity)  # every write of the operator goes through it (kube.FencedApiClient)
     if args.leader_elect:
         from bentham.controller.kube import load_api_client
         from bentham.controller.leadership import LeaderElector, LeaseSettings
 
-        identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
         elector = LeaderElector(
             load_api_client(), identity, LeaseSettings(name=args.lease_name, namespace=args.lease_namespace)
         )
         log.info("leader election: %s is standing by for lease %s/%s", identity, args.lease_namespace, args.lease_name)
         with standby_liveness(args.liveness):
             elector.wait_for_leadership(stop)
+        fence = elector.fence
 
         def on_lost() -> None:
             # Stop kopf the way a kubelet would. (kopf's stop_flag is waited on in a thread that
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             namespaces=namespaces,
             standalone=True,  # one replica acts at a time: the Lease, not kopf's peering, decides which
             liveness_endpoint=args.liveness or None,
-            memo=kopf.Memo(pricing=pricing, executor_policy=executor_policy),
+            memo=kopf.Memo(pricing=pricing, executor_policy=executor_policy, fence=fence),
         )
     finally:
         stop.set()

@@ -21,8 +21,8 @@ from kubernetes import client
 
 from bench.operator_process import OperatorProcess, start_operator
 from bentham.core.checkpoint import CellState
-from tests.integration.test_recovery import LOGS, JobCreations, records
-from tests.support import Cluster, Studies, eventually, report, study
+from tests.integration.test_recovery import LOGS
+from tests.support import Cluster, JobCreations, Studies, eventually, recorded_attempts, report, study
 from tests.tcp_proxy import BlockableProxy
 
 BLOCK_S = 60
@@ -111,7 +111,7 @@ def test_an_operator_cut_off_from_the_api_server_turns_unhealthy_and_recovers_al
     assert unhealthy_after is not None and unhealthy_after <= 60, "/healthz stayed healthy while cut off"
     assert recovered_after <= 30
     assert status["state"] == "complete", status.get("message")
-    assert set(records(studies, "cutoff")) == {(CellState.COMPLETED, 1)}
+    assert set(recorded_attempts(studies, "cutoff")) == {(CellState.COMPLETED, 1)}
     assert creations.duplicates == 0, {name: uids for name, uids in creations.uids.items() if len(uids) > 1}
     assert len(creations.uids) == 40  # each cell's one attempt, created once
 
@@ -161,5 +161,5 @@ def test_a_leader_that_cannot_renew_exits_and_a_restarted_replica_takes_over(
 
     assert leader.process.returncode == 1
     assert status["state"] == "complete", status.get("message")
-    assert set(records(studies, "handover")) == {(CellState.COMPLETED, 1)}
+    assert set(recorded_attempts(studies, "handover")) == {(CellState.COMPLETED, 1)}
     assert creations.duplicates == 0, {name: uids for name, uids in creations.uids.items() if len(uids) > 1}

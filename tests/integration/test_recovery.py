@@ -11,76 +11,34 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client
 
 from bench.operator_process import start_operator
-from bentham.api.status import Checkpoint
-from bentham.core.checkpoint import CellState, read_records
+from bentham.core.checkpoint import CellState
 from tests.shipping import chart_operator_identity, username
 from tests.support import (
     Cluster,
+    JobCreations,
     Studies,
+    assert_each_attempt_created_once,
+    chaos_study,
     eventually,
-    failing_pod_template,
+    first_attempts_in_london_fail,
     kill_hard,
     kill_repeatedly,
-    kwok_stage,
     namespace_for_test,
+    recorded_attempts,
     report,
     study,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / ".cluster" / "logs"
-
-
-class JobCreations:
-    """Every Job created in a namespace from now on, by name, with each UID it was created under."""
-
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self._batch = client.BatchV1Api(cluster.api)
-        self._namespace = namespace
-        self.uids: dict[str, set[str]] = defaultdict(set)
-        self._stop = threading.Event()
-        self._resource_version = self._batch.list_namespaced_job(namespace).metadata.resource_version
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            stream = watch.Watch()
-            try:
-                for event in stream.stream(
-                    self._batch.list_namespaced_job,
-                    self._namespace,
-                    resource_version=self._resource_version,
-                    timeout_seconds=5,
-                ):
-                    job = event["object"]
-                    self._resource_version = job.metadata.resource_version
-                    if event["type"] == "ADDED":
-                        self.uids[job.metadata.name].add(job.metadata.uid)
-                    if self._stop.is_set():
-                        break
-            except Exception:  # the API server itself may be down in these tests: resume from where we were
-                time.sleep(0.5)
-            finally:
-                stream.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
-
-    @property
-    def duplicates(self) -> int:
-        return sum(len(uids) - 1 for uids in self.uids.values())
 
 
 @pytest.fixture
@@ -95,12 +53,6 @@ def as_the_chart(study_crd: Cluster, unwatched_namespace: str, tmp_path: Path) -
         yield {"KUBECONFIG": str(path)}
 
 
-def records(studies: Studies, name: str) -> list[tuple[CellState, int]]:
-    decoded = read_records(Checkpoint.model_validate(studies.status(name)["checkpoint"]))
-    assert decoded is not None
-    return [(record.state, record.attempts) for record in decoded]
-
-
 def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_attempt(
     cluster: Cluster, unwatched_namespace: str, as_the_chart: dict[str, str]
 ) -> None:
@@ -108,22 +60,10 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
     studies = Studies(cluster, namespace)
     creations = JobCreations(cluster, namespace)
     log = LOGS / f"operator-{namespace}.log"
-    surfaces, locations, queries = ("openai-api", "anthropic-api", "perplexity-api"), ("us-nyc", "uk-lon"), 40
-    first_attempt_in_london = {"bentham.io/attempt": "1", "bentham.io/location": "uk-lon"}
-    retryable = {"success": False, "error": {"code": "TIMEOUT", "message": "slow proxy", "retryable": True}}
     operator = start_operator(cluster.kubeconfig, log, "--namespace", namespace, env=as_the_chart)
     try:
-        with kwok_stage(cluster, namespace, first_attempt_in_london, failing_pod_template(retryable)):
-            studies.create(
-                study(
-                    "chaos",
-                    required=surfaces,
-                    locations=locations,
-                    queries=queries,
-                    parallelism=12,
-                    pod_annotations={"sim.bentham.io/duration": "1500ms"},
-                )
-            )
+        with first_attempts_in_london_fail(cluster, namespace):
+            studies.create(chaos_study("chaos"))
             operator, kills = kill_repeatedly(
                 operator,
                 lambda: start_operator(cluster.kubeconfig, log, "--namespace", namespace, env=as_the_chart),
@@ -143,17 +83,7 @@ def test_study_survives_repeated_kill_9_of_the_operator_without_duplicating_any_
     )
     assert kills >= 10, f"the study ended after only {kills} kills; make it longer"
     assert "forbidden" not in log.read_text().lower(), "the chart's RBAC refused the operator something"
-    assert creations.duplicates == 0, {name: uids for name, uids in creations.uids.items() if len(uids) > 1}
-    assert status["state"] == "complete", status.get("message")
-    cells = records(studies, "chaos")
-    total = queries * len(surfaces) * len(locations)
-    assert len(cells) == total
-    # What kwok did: every first attempt in London failed, every other attempt passed.
-    london = {index for index in range(total) if index % len(locations) == 1}
-    assert all(state is CellState.COMPLETED for state, _ in cells)
-    assert [attempts for _, attempts in cells] == [2 if index in london else 1 for index in range(total)]
-    assert len(creations.uids) == total + len(london)  # each attempt's Job created once, none missing
-    assert status["progress"]["completedCells"] == total
+    assert_each_attempt_created_once(studies, "chaos", status, creations)
 
 
 def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
@@ -164,6 +94,7 @@ def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
         pytest.skip("the cluster was given by --kubeconfig; its API server is not ours to restart")
     namespace = unwatched_namespace
     studies = Studies(cluster, namespace)
+    creations = JobCreations(cluster, namespace)
     operator = start_operator(cluster.kubeconfig, LOGS / f"operator-{namespace}.log", "--namespace", namespace)
     try:
         studies.create(
@@ -194,8 +125,15 @@ def test_study_completes_across_a_restart_of_the_api_server_and_etcd(
         status = studies.wait_for_state("outage", "complete", "failed", timeout_s=240)
     finally:
         operator.stop()
+        creations.stop()
+    report(f"chaos: API server and etcd restarted; duplicate Job creations: {creations.duplicates}")
+    assert creations.duplicates == 0, creations.created_twice()
     assert status["state"] == "complete", status.get("message")
     assert status["progress"]["completedCells"] == 120
+    assert recorded_attempts(studies, "outage") == [(CellState.COMPLETED, 1)] * 120, (
+        "every cell passed at its first attempt"
+    )
+    assert len(creations.uids) == 120, "each attempt's Job created once, none missing"
 
 
 def test_standby_replica_takes_over_within_30s_when_the_leader_dies(cluster: Cluster, unwatched_namespace: str) -> None:

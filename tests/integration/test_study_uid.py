@@ -8,11 +8,9 @@ would mistake for its own.
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from bench.operator_process import OperatorProcess
@@ -25,7 +23,7 @@ from bentham.controller.workers import StudyWorker
 from bentham.core.cells import cell_at
 from bentham.core.checkpoint import CellState, read_records
 from bentham.core.jobs import build_job
-from tests.support import GROUP, PLURAL, VERSION, Cluster, Studies, eventually, study
+from tests.support import GROUP, PLURAL, VERSION, Cluster, ResumingWatch, Studies, eventually, study
 
 STUDY_LABEL = "bentham.io/study"
 UID_LABEL = "bentham.io/study-uid"
@@ -34,44 +32,18 @@ ATTEMPT_LABEL = "bentham.io/attempt"
 HOLD = "test.bentham.io/hold"  # a finalizer that keeps a deleted Job around until the test lets it go
 
 
-class JobsSeen:
+class JobsSeen(ResumingWatch):
     """Every Job that appears in a namespace from now on, by name, with its labels."""
 
     def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self._batch = client.BatchV1Api(cluster.api)
-        self._namespace = namespace
         self.labels: dict[str, dict[str, str]] = {}
-        self._stop = threading.Event()
-        self._resource_version = self._batch.list_namespaced_job(namespace).metadata.resource_version
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
+        super().__init__(client.BatchV1Api(cluster.api).list_namespaced_job, namespace)
 
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            stream = watch.Watch()
-            try:
-                for event in stream.stream(
-                    self._batch.list_namespaced_job,
-                    self._namespace,
-                    resource_version=self._resource_version,
-                    timeout_seconds=5,
-                ):
-                    job = event["object"]
-                    self._resource_version = job.metadata.resource_version
-                    self.labels.setdefault(job.metadata.name, dict(job.metadata.labels or {}))
-                    if self._stop.is_set():
-                        break
-            except Exception:  # a dropped watch: resume from where it was
-                time.sleep(0.5)
-            finally:
-                stream.stop()
+    def saw(self, type_: str, item: Any) -> None:
+        self.labels.setdefault(item.metadata.name, dict(item.metadata.labels or {}))
 
     def of_uid(self, uid: str) -> dict[str, dict[str, str]]:
         return {name: labels for name, labels in list(self.labels.items()) if labels.get(UID_LABEL) == uid}
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
 
 
 def jobs_of_uid(studies: Studies, uid: str) -> list[client.V1Job]:
@@ -213,13 +185,15 @@ def test_the_operators_client_writes_the_status_and_reads_the_pods_of_its_own_ui
     studies = Studies(cluster, namespace)
     kube = KubeClient(cluster.api, Metrics())
     body = study("mine", queries=1, locations=("us-nyc",))
-    uid = studies.create(body)["metadata"]["uid"]
+    created = studies.create(body)["metadata"]
+    uid, version = created["uid"], created["resourceVersion"]
     status = StudyStatus(state=StudyState.QUEUED, message="written for this uid")
 
-    assert not asyncio.run(kube.replace_status(StudyRef(namespace, "mine", uid="a-deleted-study-of-this-name"), status))
+    other = StudyRef(namespace, "mine", uid="a-deleted-study-of-this-name")
+    assert not asyncio.run(kube.replace_status(other, status, version))
     assert "message" not in studies.status("mine")
-    assert not asyncio.run(kube.replace_status(StudyRef(namespace, "nobody", uid=uid), status))
-    assert asyncio.run(kube.replace_status(StudyRef(namespace, "mine", uid=uid), status))
+    assert not asyncio.run(kube.replace_status(StudyRef(namespace, "nobody", uid=uid), status, version))
+    assert asyncio.run(kube.replace_status(StudyRef(namespace, "mine", uid=uid), status, version))
     assert studies.status("mine")["message"] == "written for this uid"
 
     # Two Jobs of the same cell and study name, as the core builds them, under two uids.

@@ -47,11 +47,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     keep_nothing(settings)  # no change handlers here: kopf need not copy every event to diff it
     asyncio.get_running_loop().set_default_executor(api_executor())
     metrics = Metrics()
-    api = load_api_client(config.api_timeout_s)
+    fence = memo.get("fence")  # set by bentham-operator: closes for good once this replica stops leading
+    api = load_api_client(config.api_timeout_s, fence)
     webhooks = WebhookSender(
         CoreV1Api(api),
         allowed_networks=config.webhook_allowed_networks(),
         on_give_up=metrics.notification_failures.inc,
+        may_send=fence.is_open if fence is not None else lambda: True,
     )
     webhooks.start()
     memo.config = config

@@ -25,8 +25,10 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from bentham import __version__
 from bentham.api.names import GROUP, KIND, PLURAL, VERSION
 from bentham.api.status import StudyStatus
+from bentham.controller.leadership import WriteFence
 from bentham.controller.metrics import Metrics
 from bentham.controller.observe import JOB_NAME_LABEL
 from bentham.core import CreateAnswer
@@ -103,8 +105,36 @@ class BoundedApiClient(client.ApiClient):  # type: ignore[misc]  # the client is
             raise
 
 
-def load_api_client(read_timeout_s: float = READ_TIMEOUT_S) -> BoundedApiClient:
-    """In a pod, its ServiceAccount; elsewhere, the current KUBECONFIG context. Every request is bounded."""
+class StudyChanged(Exception):
+    """A status write was refused: the Study is no longer the version its status was decided from."""
+
+
+class FencedApiClient(BoundedApiClient):
+    """An ApiClient that sends no write once the replica's `WriteFence` has closed (controller/leadership.py).
+
+    Checked here, the last step before a request leaves, so that no write of any kind (status,
+    Job, Event) can slip out of a replica that has lost the Lease, whatever path it took.
+    """
+
+    READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, configuration: client.Configuration, fence: WriteFence, **timeouts: float) -> None:
+        super().__init__(configuration, **timeouts)
+        self.fence = fence
+        # Who wrote what, in the API server's audit log: one replica among several.
+        self.user_agent = f"{COMPONENT}/{__version__} ({fence.holder})"
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if method.upper() not in self.READS:
+            self.fence.check()
+        return super().call_api(method, url, *args, **kwargs)
+
+
+def load_api_client(read_timeout_s: float = READ_TIMEOUT_S, fence: WriteFence | None = None) -> BoundedApiClient:
+    """In a pod, its ServiceAccount; elsewhere, the current KUBECONFIG context.
+
+    Every request is bounded; writes go behind `fence` when given.
+    """
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -112,8 +142,10 @@ def load_api_client(read_timeout_s: float = READ_TIMEOUT_S) -> BoundedApiClient:
     configuration = client.Configuration.get_default_copy()
     # Bursts of Job creations share the pool; the default of 4 serialises them.
     configuration.connection_pool_maxsize = API_THREADS
-    return BoundedApiClient(configuration, connect_timeout_s=min(CONNECT_TIMEOUT_S, read_timeout_s),
-                            read_timeout_s=read_timeout_s)  # fmt: skip
+    timeouts = {"connect_timeout_s": min(CONNECT_TIMEOUT_S, read_timeout_s), "read_timeout_s": read_timeout_s}
+    if fence is None:
+        return BoundedApiClient(configuration, **timeouts)
+    return FencedApiClient(configuration, fence, **timeouts)
 
 
 class KubeClient:
@@ -197,22 +229,28 @@ class KubeClient:
             if error.status != 404:
                 raise
 
-    async def replace_status(self, study: StudyRef, status: StudyStatus) -> bool:
-        """Writes the whole status in one request; False if the study is gone.
+    async def replace_status(self, study: StudyRef, status: StudyStatus, resource_version: str) -> str | None:
+        """Writes the whole status in one request, only onto the Study's version `resource_version`.
+
+        Returns the Study's new resourceVersion, or None if the study is gone; raises
+        StudyChanged if the Study has been written since that version (by anyone: a user's spec
+        change, or another replica's status), so that the caller re-reads and decides again
+        instead of overwriting a status it has not seen.
 
         A JSON patch `add /status` replaces the status wholesale, so a cell that left a map (a
         retry that is no longer waiting) really leaves it, which a merge patch cannot express.
-        Its `test` of the uid makes the write this study's only: once the study is deleted and
-        another is created under its name, the patch fails instead of writing the newcomer's
-        status (the status subresource ignores a uid in the patch itself).
+        Its `replace` of `/metadata/resourceVersion` is the precondition: the API server answers
+        409 unless the Study is still at that version. Its `test` of the uid makes the write this
+        study's only: once the study is deleted and another is created under its name, the patch
+        fails instead of writing the newcomer's status.
         """
         patch = [
             {"op": "test", "path": "/metadata/uid", "value": study.uid},
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version},
             {"op": "add", "path": "/status", "value": status.as_stored()},
         ]
         try:
-            await asyncio.to_thread(
-                _unread,
+            response = await asyncio.to_thread(
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -222,19 +260,25 @@ class KubeClient:
                 patch,
                 field_manager=COMPONENT,
                 _content_type="application/json-patch+json",
+                _preload_content=False,
             )
         except ApiException as error:
             if error.status == 404:
-                return False
+                return None
+            if error.status == 409:
+                changed = f"{study.namespace}/{study.name} changed since resourceVersion {resource_version}"
+                raise StudyChanged(changed) from error
             # A failed `test` and an invalid status both answer 422; only the first means the study is gone.
             if error.status == 422 and await self.current_uid(study) != study.uid:
-                return False
+                return None
             raise
+        written = json.loads(response.data)  # the Study as written: its new resourceVersion is the next precondition
+        response.release_conn()
         self._metrics.status_writes.inc()
-        return True
+        return str(written["metadata"]["resourceVersion"])
 
-    async def current_uid(self, study: StudyRef) -> str | None:
-        """The uid of the Study now named as `study` is, or None when there is none.
+    async def read_study(self, study: StudyRef) -> dict[str, Any] | None:
+        """The Study now named as `study` is, whatever its uid, or None when there is none.
 
         A list selecting the one name, not a get: the operator's RBAC lets it list and watch
         Studies, and read no more of them.
@@ -248,9 +292,14 @@ class KubeClient:
             field_selector=f"metadata.name={study.name}",
         )
         for item in found.get("items") or []:
-            uid = (item.get("metadata") or {}).get("uid")
-            return str(uid) if uid else None
+            return dict(item)
         return None
+
+    async def current_uid(self, study: StudyRef) -> str | None:
+        """The uid of the Study now named as `study` is, or None when there is none."""
+        found = await self.read_study(study)
+        uid = ((found or {}).get("metadata") or {}).get("uid")
+        return str(uid) if uid else None
 
     async def post_event(self, study: StudyRef, name: str, type_: str, reason: str, message: str) -> bool:
         """Posts a core/v1 Event named `name` on the Study; False when it could not, for now.

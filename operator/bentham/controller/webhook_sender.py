@@ -151,9 +151,11 @@ class WebhookSender:
         on_give_up: Callable[[], None] = lambda: None,
         resolve: Resolver | None = None,
         tls: ssl.SSLContext | None = None,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         self._secrets = secrets
         self._allowed = tuple(allowed_networks)
+        self._may_send = may_send  # the replica's write fence: nothing goes out once it no longer leads
         self._on_give_up = on_give_up
         self._max_queued = max_queued
         self._max_queued_per_namespace = max_queued_per_namespace
@@ -302,6 +304,9 @@ class WebhookSender:
         try:
             target = await asyncio.to_thread(self._read_target, delivery.destination)
             url = webhook_url(target.url, target.source)
+            if not self._may_send():
+                log.warning("notification %s not sent: this replica no longer leads", notification.id)
+                return
             answer = await post(
                 url,
                 encode(notification),

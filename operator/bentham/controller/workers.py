@@ -8,6 +8,12 @@ straight line: write the status, delete the Jobs whose outcomes it now holds, cr
 Jobs, post Events, queue notifications. Which status is fresher, what to hold back and what to
 merge are the core's to say; the worker only remembers what the plan tells it to keep.
 
+Every status write is conditional on the Study's version the status was decided from
+(`KubeClient.replace_status`). When the API server refuses one because someone wrote the Study
+since, the worker re-reads it and decides again from what is there; nothing else of that pass
+goes out. Every write leaves only through the replica's write fence (`leadership.WriteFence`):
+once the replica no longer leads, the first refused write stops the worker.
+
 A Study is its uid, not its name (docs/architecture.md). A worker belongs to one uid: it reads
 only the Jobs and pods labelled with that uid, writes the status only while the Study of its name
 still has that uid, and stops for good once it finds its study gone. A study deleted and created
@@ -25,7 +31,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bentham.api.status import StudyStatus
-from bentham.controller.kube import KubeClient, StudyRef, event_name
+from bentham.controller import stop_points
+from bentham.controller.kube import KubeClient, StudyChanged, StudyRef, event_name
+from bentham.controller.leadership import LeadershipLost
 from bentham.controller.metrics import Metrics, StudyGauges
 from bentham.controller.observe import created_at, job_sighting, pod_sighting
 from bentham.controller.webhook_sender import WebhookSender
@@ -41,6 +49,7 @@ from bentham.core import (
     PricingTable,
     Refusal,
     StudyEvent,
+    StudyVersion,
     WritePlan,
     decide,
     note_creations,
@@ -94,7 +103,7 @@ class StudyWorker:
         self._pricing = pricing
         self._executor_policy = executor_policy
         self._body: dict[str, Any] = {}
-        self._written: StudyStatus | None = None  # the status we last wrote
+        self._latest: StudyVersion | None = None  # the Study as our last status write, or re-read, left it
         self._written_at = float("-inf")  # time.monotonic() of our last status write
         self._held: Held | None = None  # decided, not written yet (see core.write_plan)
         self._decided: StudyStatus | None = None  # the last status decided, written or held
@@ -141,7 +150,7 @@ class StudyWorker:
         while not self.gone:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._requeue_after)
-            if self._stored_status() is not None:  # a new study's first pass has no burst to wait for
+            if self._stored().status is not None:  # a new study's first pass has no burst to wait for
                 await asyncio.sleep(self._batch_window_s)  # let the rest of a burst arrive
             self._wake.clear()
             self.inside_since = time.monotonic()
@@ -151,6 +160,9 @@ class StudyWorker:
                 failures = 0
             except asyncio.CancelledError:
                 raise
+            except LeadershipLost as lost:
+                log.warning("%s: %s; its worker stops", self.describe(), lost)
+                return
             except Exception:  # the loop must survive anything one reconcile meets
                 delay = ERROR_BACKOFF_S[min(failures, len(ERROR_BACKOFF_S) - 1)]
                 failures += 1
@@ -164,9 +176,10 @@ class StudyWorker:
         namespace, uid = self.key
         return f"study {namespace}/{(self._body.get('metadata') or {}).get('name')} (uid {uid})"
 
-    def _stored_status(self) -> Mapping[str, Any] | StudyStatus | None:
-        """The study's status as the API server has it: our last write, or the watch's if newer."""
-        return stored_status(self._body.get("status"), self._written)
+    def _stored(self) -> StudyVersion:
+        """The study's status as the API server has it, and its version: ours (written or re-read), or the watch's."""
+        version = (self._body.get("metadata") or {}).get("resourceVersion")
+        return stored_status(StudyVersion(self._body.get("status"), version), self._latest)
 
     async def reconcile(self) -> None:
         """One level-triggered pass: observe, decide, carry out the write plan. Safe to repeat at any point.
@@ -191,7 +204,7 @@ class StudyWorker:
         jobs = list(self._jobs(self.key))
         await self._read_messages(study.namespace, jobs)
         now = datetime.now(UTC)
-        stored = self._stored_status()
+        stored = self._stored()
         generation = int(metadata.get("generation") or 0)
         decision = decide(
             name=study.name,
@@ -217,7 +230,7 @@ class StudyWorker:
             interval=self._status_interval_s,
         )
         self._requeue_after = plan.requeue_after
-        await self._carry_out(study, plan)
+        await self._carry_out(study, plan, stored)
         if any(job.phase != "running" and job.name not in self._messages for job in jobs):
             self._requeue_after = min(self._requeue_after or POD_RECHECK_S, POD_RECHECK_S)
 
@@ -238,13 +251,14 @@ class StudyWorker:
                 if sighting is not None and sighting.terminated:
                     self._messages[sighting.job_name] = sighting
 
-    async def _carry_out(self, study: StudyRef, plan: WritePlan) -> None:
+    async def _carry_out(self, study: StudyRef, plan: WritePlan, stored: StudyVersion) -> None:
         """Status first, then deletions, then creations, then announcements: every prefix is safe to crash in.
 
         The status holds the finished attempts' outcomes before their Jobs go, and a slot is
         reused only once its attempt is recorded, so Jobs in flight never exceed `parallelism`. A
         crash after the status write leaves cells marked running without a Job; the next pass
-        starts those same attempts, under the same names.
+        starts those same attempts, under the same names. The write finds the Study as it was
+        decided from (`stored`), or none of the pass goes out.
 
         What the plan announces goes out once the status that records it is written, even when a
         deletion or a creation then fails: the next decision, made from that status, will not
@@ -252,10 +266,16 @@ class StudyWorker:
         pass, under the same name, so it is never posted twice.
         """
         if plan.write is not None:
-            if not await self._kube.replace_status(study, plan.write):
+            stop_points.reached("status-write")
+            try:
+                written = await self._kube.replace_status(study, plan.write, str(stored.resource_version))
+            except StudyChanged as changed:
+                await self._reread(study, changed)
+                return
+            if written is None:
                 self.gone = True  # for good: a uid never comes back, and a new study of the name is not ours
                 return
-            self._written, self._written_at = plan.write, time.monotonic()
+            self._latest, self._written_at = StudyVersion(plan.write, written), time.monotonic()
             self._metrics.cells_completed.inc(plan.newly_completed)
             self._metrics.cells_failed.inc(plan.newly_failed)
         self._held = plan.held
@@ -265,6 +285,8 @@ class StudyWorker:
         try:
             await asyncio.gather(*(self._kube.delete_job(study.namespace, name) for name in plan.delete))
             self._created = await self._create(study, plan.create)
+            if plan.create:
+                stop_points.reached("jobs-created")
         finally:
             await self._post_events(study)
 
@@ -274,6 +296,18 @@ class StudyWorker:
             if not await self._kube.post_event(study, name, event.type, event.reason, event.message):
                 unposted.append((name, event))
         self._unposted = unposted[-UNPOSTED_KEPT:]
+
+    async def _reread(self, study: StudyRef, changed: StudyChanged) -> None:
+        """After a refused write: the Study as it is now replaces all this worker believed, and it decides again."""
+        log.info("%s: %s; deciding again from the Study as it is now", self.describe(), changed)
+        fresh = await self._kube.read_study(study)
+        if fresh is None or (fresh.get("metadata") or {}).get("uid") != study.uid:
+            self.gone = True
+            return
+        self._body = fresh
+        self._latest = StudyVersion(fresh.get("status"), (fresh.get("metadata") or {}).get("resourceVersion"))
+        self._held = None  # decided from a version that is no more
+        self.wake()
 
     async def _create(self, study: StudyRef, jobs: list[JobToCreate]) -> CreateReport:
         """Creates `jobs`; the report says which of them the API server refused, and how."""

@@ -48,7 +48,15 @@ from bentham.core.refusals import (
     rejected_attempts,
 )
 from bentham.core.sightings import PodSighting, observed_jobs
-from bentham.core.write_plan import Held, StoredStatus, WritePlan, plan_write, status_to_decide_from, stored_status
+from bentham.core.write_plan import (
+    Held,
+    StoredStatus,
+    StudyVersion,
+    WritePlan,
+    plan_write,
+    status_to_decide_from,
+    stored_status,
+)
 
 __all__ = [
     "NOTHING_ASKED",
@@ -66,6 +74,7 @@ __all__ = [
     "Refusal",
     "StoredStatus",
     "StudyEvent",
+    "StudyVersion",
     "WritePlan",
     "decide",
     "note_creations",

@@ -9,11 +9,20 @@ again. The worker carries out the plan in a straight line and judges nothing its
 - **Which status is fresher.** The watch can lag behind our own writes; deciding from a stale
   checkpoint would re-run cells whose outcomes are already recorded and whose Jobs are already
   deleted. The checkpoint's sequence grows with every write that records a change, so the
-  higher sequence wins, ours on a tie.
+  higher sequence wins; on a tie, the watch's Study if it carries the very status we wrote (a
+  later change, to the spec say), else ours.
+- **Which version a write is conditional on.** A status is kept with the `resourceVersion` of
+  the Study that carried it (`StudyVersion`), and a decision is written only onto the version it
+  was decided from: the API server refuses the write if anyone wrote the Study since, and the
+  worker then re-reads it and decides again. So a replica that has lost the leadership, or any
+  writer with a stale view, can never win with an older status.
 - **Holding.** A held status deletes nothing and announces nothing: the Jobs whose outcomes it
   records stay until it is written (a crash meanwhile re-judges them from the last status
   written), and its Events wait, merged with later ones, for the write that records them. It
-  only starts Jobs, which a later pass adopts from their labels.
+  only starts Jobs, which a later pass adopts from their labels. It is decided from again only
+  while the Study is still the version it was decided from: once anything else has been written,
+  it is dropped and the decision starts over from what is stored (which loses nothing: its
+  outcomes' Jobs still exist).
 - **Resync.** A study that has not ended is decided again at least every `RESYNC_SECONDS`,
   woken or not: a Job deleted by someone else wakes nobody.
 """
@@ -39,11 +48,21 @@ StoredStatus: TypeAlias = StudyStatus | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
+class StudyVersion:
+    """A status as the API server has it, and the `resourceVersion` of the Study that carried it."""
+
+    status: StoredStatus | None
+    resource_version: str | None = None
+
+
+@dataclass(frozen=True)
 class Held:
     """A status decided but not written yet, and the Events waiting for its write."""
 
     status: StudyStatus
     events: tuple[StudyEvent, ...] = ()
+    base: str | None = None
+    """The resourceVersion of the Study it was decided from; it is written only onto that version."""
 
 
 @dataclass(frozen=True)
@@ -75,30 +94,35 @@ def checkpoint_sequence(status: StoredStatus | None) -> int:
     return sequence if isinstance(sequence, int) else -1
 
 
-def stored_status(observed: Mapping[str, Any] | None, written: StudyStatus | None) -> StoredStatus | None:
-    """The study's status as the API server has it: what we last wrote, unless the watch shows a newer one."""
-    if written is not None and checkpoint_sequence(written) >= checkpoint_sequence(observed):
-        return written
-    return observed
+def stored_status(observed: StudyVersion, written: StudyVersion | None) -> StudyVersion:
+    """The Study's status as the API server has it: what we last wrote, unless the watch shows a newer one."""
+    if written is None or observed.resource_version == written.resource_version:
+        return observed
+    ours, theirs = checkpoint_sequence(written.status), checkpoint_sequence(observed.status)
+    if ours != theirs:
+        return written if ours > theirs else observed
+    # A tie: the watch's is newer only if it carries our status (then changed elsewhere: the spec, say).
+    return observed if _stored_form(written.status) == _stored_form(observed.status) else written
 
 
-def status_to_decide_from(stored: StoredStatus | None, held: Held | None) -> StoredStatus | None:
-    """The held status, unless the stored one has moved past it; else the stored one."""
-    if held is not None and checkpoint_sequence(held.status) >= checkpoint_sequence(stored):
+def status_to_decide_from(stored: StudyVersion, held: Held | None) -> StoredStatus | None:
+    """The held status while the Study is still the version it was decided from; else the stored one."""
+    if held is not None and held.base == stored.resource_version:
         return held.status
-    return stored
+    return stored.status
 
 
 def plan_write(
-    stored: StoredStatus | None, held: Held | None, decision: Decision, *, since_last_write: float, interval: float
+    version: StudyVersion, held: Held | None, decision: Decision, *, since_last_write: float, interval: float
 ) -> WritePlan:
     """What to write, delete, create and announce after `decision`.
 
-    `stored` is the status as the API server has it (`stored_status`), `held` what the last pass
-    held back, `since_last_write` the seconds since our last status write, `interval` the
-    operator's status interval (`pacing`).
+    `version` is the Study's status as the API server has it (`stored_status`), `held` what the
+    last pass held back, `since_last_write` the seconds since our last status write, `interval`
+    the operator's status interval (`pacing`).
     """
-    waiting = held.events if held is not None else ()
+    stored = version.status
+    waiting = held.events if held is not None and held.base == version.resource_version else ()
     if _same(decision.status, stored):
         return _released(decision, None, waiting, stored=None)
     written = _typed(stored)
@@ -111,7 +135,7 @@ def plan_write(
             create=decision.create,
             events=[],
             notifications=[],
-            held=Held(decision.status, (*waiting, *decision.events)),
+            held=Held(decision.status, (*waiting, *decision.events), base=version.resource_version),
             requeue_after=_resynced(requeue, decision.status),
         )
     return _released(decision, decision.status, waiting, stored=written)
@@ -137,6 +161,10 @@ def _released(
         newly_completed=completed,
         newly_failed=failed,
     )
+
+
+def _stored_form(status: StoredStatus | None) -> Mapping[str, Any] | None:
+    return status.as_stored() if isinstance(status, StudyStatus) else status
 
 
 def _same(status: StudyStatus, stored: StoredStatus | None) -> bool:

@@ -72,7 +72,7 @@ JOB = {"metadata": {"name": "j", "labels": {}}, "spec": {"template": {"spec": {"
         lambda kube: kube.create_job("ns", JOB),
         lambda kube: kube.delete_job("ns", "j"),
         lambda kube: kube.finished_pods("ns", "uid-1", ["j"]),
-        lambda kube: kube.replace_status(STUDY, StudyStatus()),
+        lambda kube: kube.replace_status(STUDY, StudyStatus(), "1"),
         lambda kube: kube.current_uid(STUDY),
         lambda kube: kube.api_version(),
     ],

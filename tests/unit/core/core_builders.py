@@ -16,7 +16,7 @@ from typing import Any
 from bentham.api.manifest import Manifest
 from bentham.api.spec import StudySpec
 from bentham.core import Decision, ExecutorPolicy, Held, JobToCreate, Notification, ObservedJob, StudyEvent, decide
-from bentham.core.write_plan import plan_write, status_to_decide_from
+from bentham.core.write_plan import StudyVersion, plan_write, status_to_decide_from
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 UID = "7f1c2a9e-0d4b-4c55-9a3e-2b8f6c1d0e99"
@@ -181,6 +181,8 @@ class Study:
     """The status as the API server stores it."""
     held: Held | None = None
     """What the write plan held back, as the worker keeps it."""
+    resource_version: str | None = None
+    """The Study's version as the API server would give it; these simulations have no other writer to tell apart."""
     jobs: dict[str, ObservedJob] = field(default_factory=dict)
     executor_policy: ExecutorPolicy | None = None
     """The operator admin's policy, as the worker passes it (None: the default, which allows nothing extra)."""
@@ -195,7 +197,7 @@ class Study:
                 generation=self.generation,
                 created_at=self.created_at,
                 spec=self.spec,
-                status=status_to_decide_from(self.status, self.held),
+                status=status_to_decide_from(self.stored, self.held),
                 jobs=list(self.jobs.values()) if jobs is None else list(jobs),
                 now=now,
                 executor_policy=self.executor_policy,
@@ -208,7 +210,7 @@ class Study:
         By default the last write is long past, so nothing is held and every change is written.
         """
         decided = self.decide(now)
-        plan = plan_write(self.status, self.held, decided.decision, since_last_write=since_last_write,
+        plan = plan_write(self.stored, self.held, decided.decision, since_last_write=since_last_write,
                           interval=interval)  # fmt: skip
         if plan.write is not None:
             self.status = plan.write.as_stored()
@@ -225,6 +227,11 @@ class Study:
 
     def running_jobs(self) -> list[ObservedJob]:
         return sorted((j for j in self.jobs.values() if j.phase == "running"), key=lambda j: j.cell_index)
+
+    @property
+    def stored(self) -> StudyVersion:
+        """The status as the API server stores it, with the Study's version."""
+        return StudyVersion(self.status, self.resource_version)
 
     @property
     def state(self) -> str | None:

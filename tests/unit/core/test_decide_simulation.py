@@ -73,7 +73,7 @@ def finished(job: ObservedJob, kind: str, moment: datetime) -> ObservedJob:
 
 def apply(study: Study, kwok: FakeKwok, decided: Decided, now: float, rng: random.Random) -> None:
     """Carries out the real write plan, crashing now and then between its parts."""
-    plan = plan_write(study.status, study.held, decided.decision, since_last_write=math.inf, interval=0.0)
+    plan = plan_write(study.stored, study.held, decided.decision, since_last_write=math.inf, interval=0.0)
     crash = rng.random()
     if crash < 0.10:  # creates lost, status written
         if plan.write is not None:

@@ -160,7 +160,7 @@ def paced_step(study: Study, kwok: FakeKwok, shell: PacedShell, now: float, rng:
         shell.restarts += 1
         return
     plan = plan_write(
-        study.status, study.held, decided.decision, since_last_write=now - shell.written_at, interval=shell.interval
+        study.stored, study.held, decided.decision, since_last_write=now - shell.written_at, interval=shell.interval
     )
     if plan.held is not None:
         assert all(e.reason == "CellsCompleted" for e in decided.events) and not decided.notifications

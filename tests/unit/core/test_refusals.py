@@ -42,7 +42,7 @@ class Carried(Study):
         now = at(now_s)
         decided = self.decide(now, jobs=[*self.jobs.values(), *rejected_attempts(self.created)])
         decision = note_creations(decided.decision, self.created, generation=self.generation, now=now)
-        plan = plan_write(self.status, self.held, decision, since_last_write=1e9, interval=0.0)
+        plan = plan_write(self.stored, self.held, decision, since_last_write=1e9, interval=0.0)
         if plan.write is not None:
             self.status = plan.write.as_stored()
         self.held = plan.held

@@ -1,4 +1,4 @@
-"""The write plan: which status is fresher, what is held and what it releases, when to look again."""
+"""The write plan: which status is fresher, on which version it is written, what is held and what it releases."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bentham.core.decision import Decision, StudyEvent
 from bentham.core.write_plan import (
     RESYNC_SECONDS,
     Held,
+    StudyVersion,
     checkpoint_sequence,
     plan_write,
     status_to_decide_from,
@@ -26,25 +27,56 @@ def with_sequence(sequence: int, state: str = "executing") -> dict[str, Any]:
 
 
 def test_our_write_wins_over_a_watch_that_lags_behind_it() -> None:
-    written = StudyStatus.model_validate(with_sequence(5))
+    written = StudyVersion(StudyStatus.model_validate(with_sequence(5)), "105")
 
-    assert stored_status(with_sequence(4), written) is written
-    assert stored_status(with_sequence(5), written) is written, "ours on a tie"
+    assert stored_status(StudyVersion(with_sequence(4), "104"), written) is written
+    assert stored_status(StudyVersion(with_sequence(5, "paused"), "103"), written) is written, "a tie: ours"
 
 
 def test_a_newer_status_from_the_watch_wins_over_our_last_write() -> None:
-    observed = with_sequence(6)
+    observed = StudyVersion(with_sequence(6), "110")
 
-    assert stored_status(observed, StudyStatus.model_validate(with_sequence(5))) is observed
+    assert stored_status(observed, StudyVersion(StudyStatus.model_validate(with_sequence(5)), "105")) is observed
     assert stored_status(observed, None) is observed
 
 
-def test_a_held_status_is_decided_from_until_the_stored_one_moves_past_it() -> None:
-    held = Held(StudyStatus.model_validate(with_sequence(7)))
+def test_the_watch_carrying_our_status_after_a_spec_change_gives_the_newer_version() -> None:
+    ours = StudyStatus.model_validate(with_sequence(5))
+    written = StudyVersion(ours, "105")
 
-    assert status_to_decide_from(with_sequence(6), held) is held.status
-    assert status_to_decide_from(with_sequence(8), held) == with_sequence(8)
-    assert status_to_decide_from(with_sequence(6), None) == with_sequence(6)
+    assert stored_status(StudyVersion(ours.as_stored(), "105"), written).resource_version == "105"
+    assert stored_status(StudyVersion(ours.as_stored(), "107"), written).resource_version == "107", "spec changed"
+
+
+def test_a_held_status_is_decided_from_only_while_the_study_is_the_version_it_was_decided_from() -> None:
+    held = Held(StudyStatus.model_validate(with_sequence(7)), base="120")
+
+    assert status_to_decide_from(StudyVersion(with_sequence(6), "120"), held) is held.status
+    assert status_to_decide_from(StudyVersion(with_sequence(6), "121"), held) == with_sequence(6), (
+        "written since (another replica, or a spec change): the held status is not decided from"
+    )
+    assert status_to_decide_from(StudyVersion(with_sequence(8), "125"), held) == with_sequence(8)
+    assert status_to_decide_from(StudyVersion(with_sequence(6), "120"), None) == with_sequence(6)
+
+
+def test_a_held_status_remembers_the_version_it_was_decided_from() -> None:
+    study, decision = started_with_one_outcome()
+
+    plan = plan_write(StudyVersion(study.status, "42"), None, decision, since_last_write=1.0, interval=5.0)
+
+    assert plan.held is not None and plan.held.base == "42"
+
+
+def test_a_dropped_held_status_releases_none_of_its_events() -> None:
+    """Its outcomes' Jobs still exist: deciding again from the stored status announces them again, once."""
+    study, decision = started_with_one_outcome()
+    held = plan_write(StudyVersion(study.status, "42"), None, decision, since_last_write=1.0, interval=5.0).held
+    assert held is not None and held.events
+
+    plan = plan_write(StudyVersion(study.status, "43"), held, decision, since_last_write=math.inf, interval=5.0)
+
+    assert plan.write == decision.status
+    assert plan.events == list(decision.events), "only this decision's events, not the dropped held ones too"
 
 
 def test_a_checkpoint_sequence_reads_from_raw_and_typed_statuses_alike() -> None:
@@ -65,7 +97,7 @@ def started_with_one_outcome() -> tuple[Study, Decision]:
 def test_a_held_status_deletes_nothing_announces_nothing_and_still_starts_jobs() -> None:
     study, decision = started_with_one_outcome()
 
-    plan = plan_write(study.status, None, decision, since_last_write=1.0, interval=5.0)
+    plan = plan_write(study.stored, None, decision, since_last_write=1.0, interval=5.0)
 
     assert plan.write is None and plan.held is not None
     assert plan.held.status == decision.status
@@ -77,13 +109,13 @@ def test_a_held_status_deletes_nothing_announces_nothing_and_still_starts_jobs()
 
 def test_the_write_that_releases_a_held_status_posts_its_events_merged() -> None:
     study, decision = started_with_one_outcome()
-    first = plan_write(study.status, None, decision, since_last_write=1.0, interval=5.0)
+    first = plan_write(study.stored, None, decision, since_last_write=1.0, interval=5.0)
     study.held = first.held
     for job in first.create:
         study.jobs[job.name] = succeeded(job, result(), at=T0 + timedelta(seconds=3))
     later = study.decide(T0 + timedelta(seconds=4)).decision
 
-    plan = plan_write(study.status, study.held, later, since_last_write=math.inf, interval=5.0)
+    plan = plan_write(study.stored, study.held, later, since_last_write=math.inf, interval=5.0)
 
     assert plan.write == later.status and plan.held is None
     [summary] = [e for e in plan.events if e.reason == "CellsCompleted"]
@@ -99,7 +131,7 @@ def test_an_unchanged_status_is_not_written_but_its_jobs_and_events_still_go() -
     event = StudyEvent("Normal", "Something", "x")
     same = Decision(decision.status, decision.create, ["old-job"], [event], requeue_after=None)
 
-    plan = plan_write(decision.status.as_stored(), None, same, since_last_write=0.0, interval=5.0)
+    plan = plan_write(StudyVersion(decision.status.as_stored()), None, same, since_last_write=0.0, interval=5.0)
 
     assert plan.write is None and plan.held is None
     assert plan.delete == ["old-job"] and plan.events == [event]
@@ -110,7 +142,7 @@ def test_a_study_that_has_not_ended_is_looked_at_again_within_the_resync() -> No
     study = Study(make_spec(queries=1))
     decision = study.decide(T0).decision
 
-    plan = plan_write(None, None, decision, since_last_write=math.inf, interval=5.0)
+    plan = plan_write(StudyVersion(None), None, decision, since_last_write=math.inf, interval=5.0)
 
     assert plan.requeue_after == RESYNC_SECONDS
 
@@ -121,6 +153,6 @@ def test_an_ended_study_is_only_looked_at_when_woken() -> None:
     decision = study.decide(T0 + timedelta(seconds=1)).decision
     assert decision.status.state == "cancelled"
 
-    plan = plan_write(study.status, None, decision, since_last_write=math.inf, interval=5.0)
+    plan = plan_write(study.stored, None, decision, since_last_write=math.inf, interval=5.0)
 
     assert plan.requeue_after is None
