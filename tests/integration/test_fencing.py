@@ -95,7 +95,7 @@ def test_a_replica_whose_fence_has_closed_sends_no_write_but_still_reads(
 
     assert not fence.is_open(), "closed until the Lease is first won"
     fence.open_until(elapsed_clock() + 60)
-    assert asyncio.run(kube.create_job(namespace, job))
+    assert asyncio.run(kube.create_job(namespace, job)) is None, "created: no refusal"
     fence.close()  # lost the Lease
     with pytest.raises(LeadershipLost):
         asyncio.run(kube.replace_status(ref, status, created["resourceVersion"]))
