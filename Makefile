@@ -16,7 +16,7 @@ help: ## List the targets.
 $(BIN)/python: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,executor]'
 	@touch $@
 
 .PHONY: install
@@ -44,8 +44,8 @@ crd: install ## Regenerate crds/ from the pydantic models.
 
 .PHONY: lint
 lint: install ## ruff and mypy --strict.
-	$(BIN)/ruff check operator tests hack bench
-	$(BIN)/ruff format --check operator tests hack bench
+	$(BIN)/ruff check operator executor tests hack bench
+	$(BIN)/ruff format --check operator executor tests hack bench
 	$(BIN)/mypy
 
 .PHONY: test
