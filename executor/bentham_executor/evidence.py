@@ -175,6 +175,7 @@ class S3Store:
             Key=key,
             Body=document.body,
             ContentType="application/json",
+            ChecksumAlgorithm="SHA256",  # also what Object Lock puts require (x-amz-sdk-checksum-algorithm)
             ChecksumSHA256=base64.b64encode(bytes.fromhex(document.sha256)).decode("ascii"),
             **extra,
         )
@@ -189,7 +190,7 @@ def store_from_env(env: Mapping[str, str], *, connect_timeout_s: float, read_tim
         if lock_mode not in ("GOVERNANCE", "COMPLIANCE"):
             raise ConfigurationError(f"{LOCK_MODE_VARIABLE} must be GOVERNANCE or COMPLIANCE, not {lock_mode!r}")
         return S3Store(
-            s3_client(env.get(ENDPOINT_VARIABLE) or None, connect_timeout_s, read_timeout_s),
+            s3_client(env, connect_timeout_s, read_timeout_s),
             bucket,
             env.get(PREFIX_VARIABLE, ""),
             lock_mode,
@@ -203,15 +204,30 @@ def store_from_env(env: Mapping[str, str], *, connect_timeout_s: float, read_tim
     return VolumeStore(root)
 
 
-def s3_client(endpoint: str | None, connect_timeout_s: float, read_timeout_s: float) -> Any:
-    """A boto3 S3 client with bounded calls; credentials and region from boto3's usual chain (env, IRSA, ...)."""
+def s3_client(env: Mapping[str, str], connect_timeout_s: float, read_timeout_s: float) -> Any:
+    """A boto3 S3 client with bounded calls.
+
+    The endpoint, region and keys come from `env` when it has them (`BENTHAM_EVIDENCE_S3_ENDPOINT`,
+    `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, from a Secret), else from boto3's
+    usual chain (a web identity token, an instance profile, ...).
+    """
     import boto3  # only S3 mode needs boto3
     from botocore.config import Config
 
+    endpoint = env.get(ENDPOINT_VARIABLE) or None
     config = Config(
         connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
         retries={"max_attempts": 3, "mode": "standard"},
+        # S3-compatible stores (MinIO, Ceph, ...) name buckets in the path, not the host.
         s3={"addressing_style": "path"} if endpoint else None,
     )
-    return boto3.client("s3", endpoint_url=endpoint, config=config)
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+        aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+        config=config,
+    )

@@ -24,12 +24,14 @@ def study_spec(
     model: str | None = None,
     locations: tuple[str, ...] = ("us-nyc",),
     env: list[dict[str, Any]] | None = None,
+    **manifest: Any,
 ) -> dict[str, Any]:
     """A one-query study of `dialect`'s surface using the reference executor, keys from a Secret."""
     spec: dict[str, Any] = study("shoes", required=(dialect.surface,), locations=locations, queries=1)["spec"]
     if model is not None:
         spec["manifest"]["surfaces"][0]["options"] = {"model": model}
     spec["manifest"]["evidenceLevel"] = evidence_level
+    spec["manifest"].update(manifest)
     spec["executor"]["env"] = [
         STUDY_UID_FROM_LABEL,
         {"name": dialect.key_variable, "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": "key"}}},
