@@ -1,9 +1,11 @@
 """Per-location egress: the operator admin's map of location ids to HTTP(S) proxies.
 
-The map is a YAML (or JSON) file of `location-id: proxy URL`, mounted from a Secret and named by
-`BENTHAM_PROXY_MAP_FILE`. With a map, every call of a cell goes through its location's proxy, so a
-study over ten locations asks from ten places; a location the map does not name is refused rather
-than asked from the wrong place. Without a map, API surfaces answer from wherever the pod runs.
+The map is YAML (or JSON) of `location-id: proxy URL`, given whole in `BENTHAM_PROXY_MAP` (from a
+Secret's key through `valueFrom.secretKeyRef`, since proxy URLs carry credentials) or as a file
+named by `BENTHAM_PROXY_MAP_FILE` (a mounted Secret). With a map, every call of a cell goes through
+its location's proxy, so a study over ten locations asks from ten places; a location the map does
+not name is refused rather than asked from the wrong place. Without a map, API surfaces answer
+from wherever the pod runs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import yaml
 from bentham.api.manifest import LocationId
 from bentham_executor.attempt import ConfigurationError
 
-PROXY_MAP_VARIABLE = "BENTHAM_PROXY_MAP_FILE"
+PROXY_MAP_VARIABLE = "BENTHAM_PROXY_MAP"
+PROXY_MAP_FILE_VARIABLE = "BENTHAM_PROXY_MAP_FILE"
 _SCHEMES = ("http", "https")
 
 
@@ -27,26 +30,32 @@ class LocationNotMapped(LookupError):
 
 def read_proxy_map(env: Mapping[str, str]) -> dict[str, str] | None:
     """The admin's proxy map, or None when there is none; raises `ConfigurationError` naming the entry at fault."""
-    path = env.get(PROXY_MAP_VARIABLE)
-    if not path:
+    inline, path = env.get(PROXY_MAP_VARIABLE), env.get(PROXY_MAP_FILE_VARIABLE)
+    if inline and path:
+        raise ConfigurationError(f"set {PROXY_MAP_VARIABLE} or {PROXY_MAP_FILE_VARIABLE}, not both")
+    if path:
+        source = f"{PROXY_MAP_FILE_VARIABLE}: {path}"
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigurationError(f"{source}: cannot be read: {error.strerror}") from None
+    elif inline:
+        source, text = PROXY_MAP_VARIABLE, inline
+    else:
         return None
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigurationError(f"{PROXY_MAP_VARIABLE}: cannot read {path}: {error.strerror}") from None
     try:
         entries = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
-        raise ConfigurationError(f"{PROXY_MAP_VARIABLE}: {path} is not YAML: {error}") from None
+        raise ConfigurationError(f"{source} is not YAML: {error}") from None
     if not isinstance(entries, dict):
-        raise ConfigurationError(f"{PROXY_MAP_VARIABLE}: {path} must map location ids to proxy URLs")
+        raise ConfigurationError(f"{source} must map location ids to proxy URLs")
     known = {location.value for location in LocationId}
     proxies: dict[str, str] = {}
     for location, url in entries.items():
         if location not in known:
-            raise ConfigurationError(f"{PROXY_MAP_VARIABLE}: {location!r} is not a location id")
+            raise ConfigurationError(f"{source}: {location!r} is not a location id")
         if not isinstance(url, str) or urlsplit(url).scheme not in _SCHEMES or not urlsplit(url).hostname:
-            raise ConfigurationError(f"{PROXY_MAP_VARIABLE}: {location} must be an http:// or https:// proxy URL")
+            raise ConfigurationError(f"{source}: {location} must be an http:// or https:// proxy URL")
         proxies[location] = url
     return proxies
 
@@ -59,8 +68,7 @@ def proxy_for(location: str, proxies: Mapping[str, str] | None) -> str | None:
         return proxies[location]
     except KeyError:
         raise LocationNotMapped(
-            f"the proxy map ({PROXY_MAP_VARIABLE}) names no proxy for {location}: asking without one would "
-            "answer from the wrong place"
+            f"the proxy map names no proxy for {location}: asking without one would answer from the wrong place"
         ) from None
 
 

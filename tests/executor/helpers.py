@@ -49,11 +49,14 @@ def env_for(
     *,
     cell_index: int = 0,
     overrides: dict[str, str] | None = None,
+    secrets: dict[str, dict[str, str]] | None = None,
     **spec: Any,
 ) -> dict[str, str]:
     """The attempt's environment as the operator's Job gives it, plus `overrides` (e.g. a short query timeout)."""
     env = attempt_env(
-        study_spec(dialect, root, evidence, **spec), cell_index=cell_index, secrets={KEYS_SECRET: {"key": API_KEY}}
+        study_spec(dialect, root, evidence, **spec),
+        cell_index=cell_index,
+        secrets=secrets or {KEYS_SECRET: {"key": API_KEY}},
     )
     return env | (overrides or {})
 

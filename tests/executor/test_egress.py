@@ -104,3 +104,25 @@ def test_a_proxy_map_that_cannot_be_used_names_the_entry_at_fault(
     error = outcome.result.error
     assert error is not None and error.code == "EXECUTOR_MISCONFIGURED" and problem in error.message
     assert outcome.exit_code == EXIT_MISCONFIGURED
+
+
+def test_the_proxy_map_may_come_whole_from_a_secrets_key(
+    service: WireService, tmp_path: Path, proxies: tuple[dict[str, str], list[tuple[str, str, str]]]
+) -> None:
+    urls, log = proxies
+    service.script(OPENAI.good())
+    keys = "proxy-map"
+    env = env_for(
+        OPENAI,
+        service.url,
+        tmp_path,
+        locations=LOCATIONS,
+        cell_index=1,
+        env=[{"name": "BENTHAM_PROXY_MAP", "valueFrom": {"secretKeyRef": {"name": "api-keys", "key": keys}}}],
+        secrets={"api-keys": {"key": "sk-test", keys: yaml.safe_dump(urls)}},
+    )
+
+    outcome = run_attempt(env)
+
+    assert outcome.result.success, outcome.result.error
+    assert [name for name, _, _ in log] == ["uk-lon"]
