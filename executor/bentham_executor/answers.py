@@ -126,3 +126,12 @@ def _number(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if value >= 0 and value == value else None
+
+
+def error_body_message(body: object, fallback: str) -> str:
+    """The message of an API's JSON error body (`{"error": {"message": ...}}` or `{"message": ...}`)."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return fallback

@@ -7,8 +7,14 @@ uses: literal values, `fieldRef` to the pod's labels and namespace (the downward
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bentham.api.spec import StudySpec
@@ -72,3 +78,27 @@ def attempt_env(
         attempt=attempt,
     )
     return container_env(job["spec"]["template"], namespace="tenant", secrets=secrets)
+
+
+@dataclass(frozen=True)
+class Exited:
+    """How `bentham-executor` ended: its exit code, its termination message (parsed; {} if none), its logs."""
+
+    code: int
+    message: dict[str, Any]
+    stdout: str
+    stderr: str
+
+
+def run_executor_command(env: Mapping[str, str], termination_log: Path) -> Exited:
+    """`python -m bentham_executor` as a container runs it: only `env` (and PATH), its message to `termination_log`."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bentham_executor"],
+        env={"PATH": os.environ["PATH"], **env, "BENTHAM_TERMINATION_LOG": str(termination_log)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=termination_log.parent,
+    )
+    message = json.loads(termination_log.read_text()) if termination_log.exists() else {}
+    return Exited(completed.returncode, message, completed.stdout, completed.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 
@@ -45,7 +46,30 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # a handler still sleeping out a "hang" must not hold the test up
 
 
-class WireService:
+class _LocalServer:
+    """A threaded HTTP server on 127.0.0.1, on a free port, serving while `running()`."""
+
+    _server: _Server
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT"""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @contextmanager
+    def running(self) -> Iterator[Self]:
+        """Serves until the block ends."""
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+class WireService(_LocalServer):
     """A service speaking whatever JSON it is scripted to: each request takes the next reply (the last one repeats)."""
 
     def __init__(self) -> None:
@@ -87,31 +111,14 @@ class WireService:
 
         self._server = _Server(("127.0.0.1", 0), Handler)
 
-    @property
-    def url(self) -> str:
-        """http://127.0.0.1:PORT"""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
     def script(self, *replies: Reply) -> None:
         """The replies to give, in order; the last repeats."""
         with self._lock:
             self.replies = deque(replies)
             self.received.clear()
 
-    @contextmanager
-    def running(self) -> Iterator[WireService]:
-        """Serves until the block ends."""
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
 
-
-class RecordingProxy:
+class RecordingProxy(_LocalServer):
     """An HTTP forward proxy named for a location (absolute-form requests, as clients send plain HTTP to a proxy).
 
     It relays each request to its target and records (its name, the target's host:port, the path):
@@ -154,19 +161,10 @@ class RecordingProxy:
 
         self._server = _Server(("127.0.0.1", 0), Handler)
 
-    @property
-    def url(self) -> str:
-        """http://127.0.0.1:PORT"""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
-    @contextmanager
-    def running(self) -> Iterator[RecordingProxy]:
-        """Relays until the block ends."""
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
+def free_port() -> int:
+    """A port nothing listens on (yet)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,7 +12,7 @@ import yaml
 from bentham_executor.run import EXIT_MISCONFIGURED, run_attempt
 from tests.executor.dialects import DIALECTS, OPENAI, Dialect
 from tests.executor.helpers import env_for
-from tests.executor.servers import RecordingProxy, WireService
+from tests.executor.servers import RecordingProxy, WireService, free_port
 
 LOCATIONS = ("us-nyc", "uk-lon")
 
@@ -73,9 +72,7 @@ def test_a_location_the_map_does_not_name_is_refused_rather_than_asked_from_else
 
 
 def test_a_proxy_that_is_down_is_a_retryable_proxy_error(service: WireService, tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{free_port()}"
     service.script(OPENAI.good())
     mapping = [{"name": "BENTHAM_PROXY_MAP_FILE", "value": map_file(tmp_path, {"us-nyc": closed})}]
 

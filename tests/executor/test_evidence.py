@@ -4,43 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import boto3
-import pytest
-from moto.server import ThreadedMotoServer
 
 from bentham_executor.evidence import SCHEMA
 from bentham_executor.run import EXIT_MISCONFIGURED, run_attempt
 from tests.executor.dialects import OPENAI
 from tests.executor.helpers import env_for
-from tests.executor.servers import WireService
+from tests.executor.servers import WireService, free_port
 
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A local S3-speaking server (moto's server mode)."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def s3(endpoint: str) -> Any:

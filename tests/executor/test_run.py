@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +12,7 @@ from bentham.api.manifest import SurfaceId
 from bentham.core.results import CellResult, read_result
 from bentham_executor.catalog import API_SURFACES
 from bentham_executor.run import EXIT_MISCONFIGURED, EXIT_REPORTED, run_attempt
+from tests.executor.contract import run_executor_command
 from tests.executor.dialects import ANTHROPIC, DIALECTS, OPENAI, Dialect
 from tests.executor.helpers import env_for, expected_cost
 from tests.executor.servers import Reply, WireService
@@ -111,18 +110,10 @@ def test_a_long_error_still_fits_in_a_termination_message(service: WireService, 
     assert isinstance(read_result(outcome.message), CellResult)
 
 
-def run_command(env: dict[str, str], tmp_path: Path) -> tuple[int, dict[str, object], str]:
-    """`python -m bentham_executor` as a Job runs it: the exit code, the termination message, stdout."""
-    log = tmp_path / "termination-log"
-    completed = subprocess.run(
-        [sys.executable, "-m", "bentham_executor"],
-        env={"PATH": os.environ["PATH"], **env, "BENTHAM_TERMINATION_LOG": str(log)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    return completed.returncode, json.loads(log.read_text()), completed.stdout
+def run_command(env: dict[str, str], tmp_path: Path) -> tuple[int, dict[str, Any], str]:
+    """The command's exit code, termination message and stdout."""
+    exited = run_executor_command(env, tmp_path / "termination-log")
+    return exited.code, exited.message, exited.stdout
 
 
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.surface)

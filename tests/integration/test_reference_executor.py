@@ -14,9 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -29,7 +26,7 @@ import yaml
 from kubernetes import client
 
 from bench.operator_process import OperatorProcess
-from tests.executor.contract import STUDY_UID_FROM_LABEL, container_env
+from tests.executor.contract import STUDY_UID_FROM_LABEL, container_env, run_executor_command
 from tests.executor.dialects import ANTHROPIC, OPENAI, Dialect
 from tests.executor.servers import RecordingProxy, WireService
 from tests.support import Cluster, Studies, eventually, study
@@ -79,19 +76,11 @@ def secrets_of(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, d
 def run_executor(pod: client.V1Pod, namespace: str, secrets: dict[str, dict[str, str]], scratch: Path) -> Ran:
     """Runs the executor with the pod's environment, as the kubelet would start its container."""
     env = container_env(client.ApiClient().sanitize_for_serialization(pod), namespace=namespace, secrets=secrets)
-    log = scratch / f"{pod.metadata.name}.termination-log"
-    completed = subprocess.run(
-        [sys.executable, "-m", "bentham_executor"],
-        env={"PATH": os.environ["PATH"], **env, "BENTHAM_TERMINATION_LOG": str(log)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    exited = run_executor_command(env, scratch / f"{pod.metadata.name}.termination-log")
     labels = pod.metadata.labels
-    message = json.loads(log.read_text()) if log.exists() else {}
-    assert message, f"{pod.metadata.name} wrote no result: {completed.stderr[-2000:]}"
+    assert exited.message, f"{pod.metadata.name} wrote no result: {exited.stderr[-2000:]}"
     return Ran(
-        pod.metadata.name, labels["bentham.io/surface"], labels["bentham.io/location"], completed.returncode, message
+        pod.metadata.name, labels["bentham.io/surface"], labels["bentham.io/location"], exited.code, exited.message
     )
 
 

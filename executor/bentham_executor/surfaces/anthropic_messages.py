@@ -11,6 +11,7 @@ from bentham_executor.answers import (
     Answer,
     Question,
     SurfaceFailure,
+    error_body_message,
     failure_for_status,
     retry_after_seconds,
 )
@@ -22,13 +23,7 @@ DEFAULT_MAX_TOKENS = 1024
 
 def ask(question: Question, connection: Connection) -> Answer:
     """Asks one message; raises `SurfaceFailure` with the contract's code when there is no answer."""
-    client = anthropic.Anthropic(
-        api_key=connection.api_key,
-        base_url=connection.base_url,
-        http_client=connection.http_client,
-        timeout=connection.timeout,
-        max_retries=0,  # the executor retries, within the query's time (run.py)
-    )
+    client = anthropic.Anthropic(**connection.stainless_client_options())
     request: dict[str, Any] = {
         "model": question.model,
         "max_tokens": question.max_output_tokens or DEFAULT_MAX_TOKENS,
@@ -41,7 +36,7 @@ def ask(question: Question, connection: Connection) -> Answer:
     except anthropic.APIStatusError as error:
         raise failure_for_status(
             error.status_code,
-            _message(error),
+            error_body_message(error.body, error.message),
             retry_after_s=retry_after_seconds(error.response.headers, now()),
         ) from error
     except anthropic.APIError as error:
@@ -58,12 +53,3 @@ def ask(question: Question, connection: Connection) -> Answer:
         request=request,
         response=message.model_dump(mode="json"),
     )
-
-
-def _message(error: anthropic.APIStatusError) -> str:
-    body = error.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return error.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx2
 
@@ -25,6 +26,16 @@ class Connection:
     def timeout(self) -> httpx2.Timeout:
         """The SDK's timeout: the whole budget for reading, the connection timeout for connecting."""
         return httpx2.Timeout(self.timeout_s, connect=min(self.connect_timeout_s, self.timeout_s))
+
+    def stainless_client_options(self) -> dict[str, Any]:
+        """The constructor options of the OpenAI and Anthropic SDKs (the same generator makes both)."""
+        return {
+            "api_key": self.api_key,
+            "base_url": self.base_url,
+            "http_client": self.http_client,
+            "timeout": self.timeout,
+            "max_retries": 0,  # the executor retries, within the query's time (run.py)
+        }
 
 
 def http_client(*, proxy: str | None, timeout_s: float, connect_timeout_s: float) -> httpx2.Client:

@@ -15,6 +15,7 @@ from bentham_executor.answers import (
     Answer,
     Question,
     SurfaceFailure,
+    error_body_message,
     failure_for_status,
     retry_after_seconds,
 )
@@ -23,13 +24,7 @@ from bentham_executor.surfaces.connection import Connection, now, transport_fail
 
 def ask(question: Question, connection: Connection) -> Answer:
     """Asks one chat completion; raises `SurfaceFailure` with the contract's code when there is no answer."""
-    client = openai.OpenAI(
-        api_key=connection.api_key,
-        base_url=connection.base_url,
-        http_client=connection.http_client,
-        timeout=connection.timeout,
-        max_retries=0,  # the executor retries, within the query's time (run.py)
-    )
+    client = openai.OpenAI(**connection.stainless_client_options())
     messages: list[dict[str, str]] = []
     if question.context:
         messages.append({"role": "system", "content": question.context})
@@ -52,19 +47,10 @@ def _status_failure(error: openai.APIStatusError) -> SurfaceFailure:
     )
     return failure_for_status(
         error.status_code,
-        _message(error),
+        error_body_message(error.body, error.message),
         retry_after_s=retry_after_seconds(error.response.headers, now()),
         quota=quota,
     )
-
-
-def _message(error: openai.APIStatusError) -> str:
-    body = error.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return error.message
 
 
 def _answer(completion: Any, request: dict[str, Any]) -> Answer:
