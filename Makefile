@@ -16,7 +16,7 @@ help: ## List the targets.
 $(BIN)/python: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,executor]'
 	@touch $@
 
 .PHONY: install
@@ -44,8 +44,8 @@ crd: install ## Regenerate crds/ from the pydantic models.
 
 .PHONY: lint
 lint: install ## ruff and mypy --strict.
-	$(BIN)/ruff check operator tests hack bench
-	$(BIN)/ruff format --check operator tests hack bench
+	$(BIN)/ruff check operator executor tests hack bench
+	$(BIN)/ruff format --check operator executor tests hack bench
 	$(BIN)/mypy
 
 .PHONY: test
@@ -75,8 +75,15 @@ helm: ## Build (or find in the cache) Helm from its Go module; prints the binary
 	@$(PYTHON) hack/helm.py build
 
 .PHONY: lint-image
-lint-image: install ## Lint the Dockerfile with hadolint.
-	$(BIN)/hadolint Dockerfile
+lint-image: install ## Lint the Dockerfiles (the operator's and the executor's) with hadolint.
+	$(BIN)/hadolint Dockerfile executor/Dockerfile
+
+CONTAINER_TOOL ?= docker
+EXECUTOR_IMAGE ?= bentham-executor:dev
+
+.PHONY: executor-image
+executor-image: ## Build the reference executor's image (executor/Dockerfile) as $(EXECUTOR_IMAGE).
+	$(CONTAINER_TOOL) build -f executor/Dockerfile -t $(EXECUTOR_IMAGE) .
 
 .PHONY: chart-crd
 chart-crd: ## Copy the CRD into the Helm chart (after `make crd`; a unit test fails when they drift).

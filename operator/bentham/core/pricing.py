@@ -49,10 +49,14 @@ class ModelPrice(_PricingModel):
 
     @property
     def per_request(self) -> Decimal:
-        """USD per request: tokens in and out at their prices, plus the fixed price."""
+        """USD per request: the average tokens in and out at their prices, plus the fixed price."""
+        return self.cost_of(self.inputTokens, self.outputTokens)
+
+    def cost_of(self, input_tokens: int, output_tokens: int) -> Decimal:
+        """USD of one request that used these tokens: each at its price, plus the fixed price."""
         return (
-            self.inputTokens * self.inputUsdPer1kTokens / 1000
-            + self.outputTokens * self.outputUsdPer1kTokens / 1000
+            input_tokens * self.inputUsdPer1kTokens / 1000
+            + output_tokens * self.outputUsdPer1kTokens / 1000
             + self.requestUsd
         )
 
@@ -99,6 +103,22 @@ class PricingTable(_PricingModel):
         if listed is None:
             return Price(chosen, listed=False, per_request=self.unknownSurfaceRequestUsd)
         return Price(chosen, listed=True, per_request=listed.per_request)
+
+    def default_model(self, surface: SurfaceId) -> str | None:
+        """The model a request to `surface` uses when the manifest names none (None: the table has no entry)."""
+        prices = self.surfaces.get(surface)
+        return None if prices is None else prices.defaultModel
+
+    def request_cost(self, surface: SurfaceId, model: str, *, input_tokens: int, output_tokens: int) -> Decimal:
+        """What one request that used these tokens cost, at the same prices as the estimate.
+
+        A surface, or a model of a surface, that the table does not list costs
+        unknownSurfaceRequestUsd, as in the estimate.
+        """
+        listed = self.surfaces[surface].models.get(model) if surface in self.surfaces else None
+        if listed is None:
+            return self.unknownSurfaceRequestUsd
+        return listed.cost_of(input_tokens, output_tokens)
 
 
 @dataclass(frozen=True)

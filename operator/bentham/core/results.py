@@ -6,6 +6,7 @@ The executor writes its result as JSON to its termination message (`/dev/termina
      "error": {"code": "TIMEOUT", "message": "...", "retryable": true},
      "evidence": [{"url": "s3://...", "sha256": "..."}], "costUsd": 0.0042}
 
+The result's model lives in `bentham.api.results`, shared with the reference executor (executor/).
 Only `success` is required; unknown fields are ignored, so executors may report more. Reading a
 result never raises: a missing, empty, non-JSON, wrong-shaped or oversized message is a failed
 attempt (`MissingResult`, `MalformedResult`), retryable like any transient failure.
@@ -24,52 +25,20 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from bentham.api.manifest import EvidenceLevel, QualityGates
+from bentham.api.results import MAX_RESULT_BYTES as MAX_RESULT_BYTES
+from bentham.api.results import CellError as CellError
+from bentham.api.results import CellResult as CellResult
+from bentham.api.results import Evidence as Evidence
 from bentham.core.refusals import JOB_NAME_TAKEN, JOB_REJECTED
-
-# Kubernetes keeps at most 4 KiB of a termination message; anything longer was not ours.
-MAX_RESULT_BYTES = 4_096
 
 # The original's codes never worth retrying: the same request fails the same way again.
 NEVER_RETRIED_CODES = frozenset({"AUTH_FAILED", "QUOTA_EXCEEDED", "INVALID_REQUEST", "CONTENT_BLOCKED"})
 
-# An attempt that reports more than this is not reporting dollars; a sum of such could overflow.
-MAX_ATTEMPT_COST_USD = 1_000_000
 _SNIPPET_CHARS = 200
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-
-
-class _ResultModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
-
-
-class CellError(_ResultModel):
-    """Why the executor could not get an answer."""
-
-    code: str = Field(default="UNKNOWN", max_length=128)
-    message: str = Field(default="", max_length=4_096)
-    retryable: bool = True
-
-
-class Evidence(_ResultModel):
-    """A reference to stored evidence of the answer."""
-
-    url: str | None = None
-    sha256: str | None = None
-
-
-class CellResult(_ResultModel):
-    """The executor's report on one attempt."""
-
-    success: bool
-    responseLength: int = Field(default=0, ge=0)
-    isActualContent: bool = False
-    responseTimeMs: int | None = Field(default=None, ge=0)
-    error: CellError | None = None
-    evidence: list[Evidence] | None = None
-    costUsd: float | None = Field(default=None, ge=0, le=MAX_ATTEMPT_COST_USD, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

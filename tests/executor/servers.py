@@ -1,0 +1,170 @@
+"""Local HTTP servers for the executor's tests: a scripted service and a forward proxy that records who came through.
+
+Both are real sockets on 127.0.0.1: the SDKs under test send real HTTP to them, through their own
+clients, with their base URLs pointed here.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted response: status, JSON body, headers, and how long to wait before sending it."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request the service received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # a handler still sleeping out a "hang" must not hold the test up
+
+
+class _LocalServer:
+    """A threaded HTTP server on 127.0.0.1, on a free port, serving while `running()`."""
+
+    _server: _Server
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT"""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @contextmanager
+    def running(self) -> Iterator[Self]:
+        """Serves until the block ends."""
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+class WireService(_LocalServer):
+    """A service speaking whatever JSON it is scripted to: each request takes the next reply (the last one repeats)."""
+
+    def __init__(self) -> None:
+        self.replies: deque[Reply] = deque()
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                raw = self.rfile.read(length) if length else b""
+                with service._lock:
+                    service.received.append(
+                        Received(
+                            self.command,
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            json.loads(raw) if raw else None,
+                            time.monotonic(),
+                        )
+                    )
+                    reply = service.replies.popleft() if len(service.replies) > 1 else service.replies[0]
+                time.sleep(reply.delay_s)
+                payload = json.dumps(reply.body).encode() if reply.body is not None else b""
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up on a hang: as intended
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+
+    def script(self, *replies: Reply) -> None:
+        """The replies to give, in order; the last repeats."""
+        with self._lock:
+            self.replies = deque(replies)
+            self.received.clear()
+
+
+class RecordingProxy(_LocalServer):
+    """An HTTP forward proxy named for a location (absolute-form requests, as clients send plain HTTP to a proxy).
+
+    It relays each request to its target and records (its name, the target's host:port, the path):
+    a test reads off which location a call really went through.
+    """
+
+    def __init__(self, name: str, log: list[tuple[str, str, str]]) -> None:
+        self.name = name
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _relay(self) -> None:
+                target = urlsplit(self.path)
+                if target.scheme != "http" or not target.hostname:
+                    self.send_error(400, "only absolute http:// requests are relayed")
+                    return
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length) if length else None
+                log.append((proxy.name, f"{target.hostname}:{target.port}", target.path))
+                upstream = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
+                path = target.path + (f"?{target.query}" if target.query else "")
+                upstream.request(self.command, path, body=body, headers=headers)
+                answer = upstream.getresponse()
+                payload = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                upstream.close()
+
+            do_POST = _relay
+            do_GET = _relay
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+
+
+def free_port() -> int:
+    """A port nothing listens on (yet)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
