@@ -71,11 +71,7 @@ def read_attempt(env: Mapping[str, str]) -> Attempt:
         raise ConfigurationError(f"BENTHAM_EVIDENCE_LEVEL must be full, metadata or none, not {evidence_level!r}")
     return Attempt(
         study=_required(env, "BENTHAM_STUDY"),
-        study_uid=_required(
-            env,
-            "BENTHAM_STUDY_UID",
-            hint="give it from the pod's label: valueFrom.fieldRef.fieldPath metadata.labels['bentham.io/study-uid']",
-        ),
+        study_uid=_required(env, "BENTHAM_STUDY_UID", hint="the operator sets it in every attempt's Job"),
         cell=_required(env, "BENTHAM_CELL"),
         cell_index=_count(env, "BENTHAM_CELL_INDEX", least=0),
         query_index=_count(env, "BENTHAM_QUERY_INDEX", least=0),

@@ -21,11 +21,6 @@ from bentham.api.spec import StudySpec
 from bentham.core.cells import cell_at
 from bentham.core.jobs import build_job
 
-# What a Study using the reference executor adds to spec.executor.env: the study's uid, from the pod's label.
-STUDY_UID_FROM_LABEL: dict[str, Any] = {
-    "name": "BENTHAM_STUDY_UID",
-    "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['bentham.io/study-uid']"}},
-}
 _LABEL = re.compile(r"metadata\.labels\['([^']+)'\]")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from bentham.api.manifest import SurfaceId
 from bentham.core.pricing import builtin_pricing
-from tests.executor.contract import STUDY_UID_FROM_LABEL, attempt_env
+from tests.executor.contract import attempt_env
 from tests.executor.dialects import ANSWER_TOKENS, PROMPT_TOKENS, Dialect
 from tests.support import study
 
@@ -33,7 +33,6 @@ def study_spec(
     spec["manifest"]["evidenceLevel"] = evidence_level
     spec["manifest"].update(manifest)
     spec["executor"]["env"] = [
-        STUDY_UID_FROM_LABEL,
         {"name": dialect.key_variable, "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": "key"}}},
         {"name": dialect.base_url_variable, "value": dialect.base_url(root)},
         *([{"name": "BENTHAM_EVIDENCE_DIR", "value": str(evidence)}] if evidence is not None else []),

@@ -26,7 +26,7 @@ import yaml
 from kubernetes import client
 
 from bench.operator_process import OperatorProcess
-from tests.executor.contract import STUDY_UID_FROM_LABEL, container_env, run_executor_command
+from tests.executor.contract import container_env, run_executor_command
 from tests.executor.dialects import ANTHROPIC, OPENAI, Dialect
 from tests.executor.servers import RecordingProxy, WireService
 from tests.support import Cluster, Studies, eventually, study
@@ -55,7 +55,6 @@ def api_study(services: dict[str, WireService], evidence: Path, proxy_map: Path)
     # kwok keeps each pod running; the test ends it with what the executor reported.
     executor["podAnnotations"] = {"sim.bentham.io/duration": "1h"}
     executor["env"] = [
-        STUDY_UID_FROM_LABEL,
         *(
             {"name": d.key_variable, "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": d.surface}}}
             for d in dialects.values()

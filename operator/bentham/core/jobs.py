@@ -70,7 +70,7 @@ def build_job(
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": executor.image,
-        "env": _env(spec, cell=cell, study_name=study_name, attempt=attempt),
+        "env": _env(spec, cell=cell, study_name=study_name, study_uid=study_uid, attempt=attempt),
         # A crash without a result still tells why, from the tail of the executor's log.
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": _container_security(spec),
@@ -178,13 +178,14 @@ def label_value(name: str) -> str:
     return f"{name[: DNS_LABEL_MAX - 6].rstrip('-.')}-{short_hash(name)}"
 
 
-def _env(spec: StudySpec, *, cell: Cell, study_name: str, attempt: int) -> list[dict[str, Any]]:
+def _env(spec: StudySpec, *, cell: Cell, study_name: str, study_uid: str, attempt: int) -> list[dict[str, Any]]:
     manifest = spec.manifest
     query = manifest.queries[cell.query_index]
     surface = next(s for s in manifest.surfaces if s.id == cell.surface)
     location = next(loc for loc in manifest.locations if loc.id == cell.location)
     ours = {
         "BENTHAM_STUDY": study_name,
+        "BENTHAM_STUDY_UID": study_uid,
         "BENTHAM_CELL": cell_key(cell),
         "BENTHAM_CELL_INDEX": str(cell.index),
         "BENTHAM_QUERY_INDEX": str(cell.query_index),
