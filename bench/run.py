@@ -188,10 +188,12 @@ def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:
         cost = operator.cost()
         if profiler:
             profiler.stop()
-        metrics = operator.metrics()
         load_after = os.getloadavg()[0]
         stored = [api.get(f"{studies_path}/{name}") for name in names]
         settle(bench, namespace, scenario)
+        # Read once the namespace is empty: a pass counts its cells right after its status write
+        # returns, and a watcher may see that write a moment before the operator does.
+        metrics = operator.metrics()
         requests = request_delta(requests_before, api.apiserver_requests())
         writes = operator_writes(audit_before, [namespace]) if audit_before else None
     finally:

@@ -73,9 +73,12 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 
 
 @pytest.fixture
-def unwatched_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace of this test's own that the session's operator ignores: for tests that run their own."""
-    with namespace_for_test(cluster, "u", request.node.name) as name:
+def unwatched_namespace(study_crd: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of this test's own that the session's operator ignores: for tests that run their own.
+
+    Such tests create Studies, so the CRD comes with it: on a fresh cluster they may run first.
+    """
+    with namespace_for_test(study_crd, "u", request.node.name) as name:
         yield name
 
 
