@@ -26,9 +26,16 @@ install: $(BIN)/python ## Create .venv with the operator and its dev tools.
 build: ## Build the control-plane binaries (cached under ~/.cache/bentham).
 	$(CLUSTER) build
 
+# NODE=real adds the real node (kubelet, containerd, runc, a CNI bridge) beside the kwok nodes.
+NODE ?= kwok
+
 .PHONY: cluster
-cluster: ## Start the local control plane (idempotent); prints the kubeconfig path.
-	$(CLUSTER) up
+cluster: ## Start the local control plane (idempotent); prints the kubeconfig path. NODE=real adds a real node.
+	$(CLUSTER) up --node $(NODE)
+
+.PHONY: node
+node: ## The local control plane with the real node (root; Debian's containerd, runc, CNI plugins, iptables).
+	$(CLUSTER) up --node real
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane, keeping its data.
