@@ -13,10 +13,12 @@ export KUBECONFIG
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(BIN)/python: pyproject.toml
+# Exactly the lock file's versions (and hashes), then the operator itself without resolving anything.
+$(BIN)/python: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,executor]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
 .PHONY: install
@@ -44,6 +46,24 @@ cluster-down: ## Stop the local control plane, keeping its data.
 .PHONY: cluster-reset
 cluster-reset: ## Stop the local control plane and wipe its data.
 	$(CLUSTER) reset
+
+PIP_TOOLS := pip-tools==7.6.2
+PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --generate-hashes --no-emit-index-url --upgrade
+
+.PHONY: lock
+lock: install ## Re-resolve pyproject.toml's dependencies into requirements.lock (the image) and requirements-dev.lock (.venv, CI).
+	$(BIN)/pip install --quiet $(PIP_TOOLS)
+	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev --output-file requirements-dev.lock pyproject.toml
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+
+.PHONY: wheelhouse
+wheelhouse: ## requirements.lock's wheels and the operator's own wheel into wheelhouse/ (what the Dockerfile installs).
+	$(PYTHON) hack/images.py wheelhouse
+
+.PHONY: image
+image: wheelhouse ## Build the operator's and the stand-in executor's images (buildah); load them into the real node if it runs.
+	$(PYTHON) hack/images.py build
 
 .PHONY: crd
 crd: install ## Regenerate crds/ from the pydantic models.
@@ -82,15 +102,8 @@ helm: ## Build (or find in the cache) Helm from its Go module; prints the binary
 	@$(PYTHON) hack/helm.py build
 
 .PHONY: lint-image
-lint-image: install ## Lint the Dockerfiles (the operator's and the executor's) with hadolint.
-	$(BIN)/hadolint Dockerfile executor/Dockerfile
-
-CONTAINER_TOOL ?= docker
-EXECUTOR_IMAGE ?= bentham-executor:dev
-
-.PHONY: executor-image
-executor-image: ## Build the reference executor's image (executor/Dockerfile) as $(EXECUTOR_IMAGE).
-	$(CONTAINER_TOOL) build -f executor/Dockerfile -t $(EXECUTOR_IMAGE) .
+lint-image: install ## Lint the Dockerfiles (the operator's, the reference executor's and the stand-in's) with hadolint.
+	$(BIN)/hadolint Dockerfile executor/Dockerfile executor/stand-in/Dockerfile
 
 .PHONY: chart-crd
 chart-crd: ## Copy the CRD into the Helm chart (after `make crd`; a unit test fails when they drift).
