@@ -9,7 +9,8 @@
 #
 # Nothing is downloaded here: the dependencies are installed from wheelhouse/ (`make wheelhouse`
 # downloads exactly requirements.lock's versions and hashes, and builds the operator's wheel), with
-# --no-index and --require-hashes, so the image holds the versions the tests ran with. The final
+# --no-index and --require-hashes, so the image holds the versions the tests ran with (and nothing
+# else: the installers ensurepip brings, pip and setuptools, go again). The final
 # stage copies only the virtualenv: no pip, no wheels, no source tree. It runs as a numeric
 # non-root user and writes nothing outside /tmp, so it runs with readOnlyRootFilesystem (mount an
 # emptyDir at /tmp, as the chart does).
@@ -32,7 +33,7 @@ COPY wheelhouse/ /wheels/
 RUN python3 -m venv /opt/bentham \
  && /opt/bentham/bin/pip install --no-cache-dir --no-index --find-links /wheels --require-hashes -r /src/requirements.lock \
  && /opt/bentham/bin/pip install --no-cache-dir --no-index --no-deps /wheels/bentham_study_operator-*.whl \
- && /opt/bentham/bin/pip uninstall --yes pip
+ && /opt/bentham/bin/pip uninstall --yes setuptools pip
 
 FROM base
 LABEL org.opencontainers.image.title="bentham-study-operator" \
@@ -45,7 +46,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     PATH=/opt/bentham/bin:${PATH}
 COPY --from=build /opt/bentham /opt/bentham
-# 65532: the conventional "nonroot" uid/gid; numeric so that runAsNonRoot can verify it.
+# 65532: the conventional "nonroot" uid/gid; numeric so that runAsNonRoot can verify it. It needs a
+# passwd entry: kopf names its peer after getpass.getuser(), which fails for an unknown uid.
+RUN groupadd --gid 65532 nonroot \
+ && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin nonroot
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["bentham-operator"]

@@ -11,7 +11,7 @@ export KUBECONFIG
 
 .PHONY: help
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # Exactly the lock file's versions (and hashes), then the operator itself without resolving anything.
 $(BIN)/python: pyproject.toml requirements-dev.lock
@@ -62,8 +62,13 @@ wheelhouse: ## requirements.lock's wheels and the operator's own wheel into whee
 	$(PYTHON) hack/images.py wheelhouse
 
 .PHONY: image
-image: wheelhouse ## Build the operator's and the stand-in executor's images (buildah); load them into the real node if it runs.
+image: ## Build the operator's and the stand-in executor's images (buildah); load them into the real node if it runs.
 	$(PYTHON) hack/images.py build
+
+.PHONY: e2e
+e2e: install ## End to end on the real node: build and load the images, helm install the chart, run studies of real executor pods.
+	$(CLUSTER) up --node real
+	$(BIN)/pytest tests/e2e -p no:randomly
 
 .PHONY: crd
 crd: install ## Regenerate crds/ from the pydantic models.

@@ -117,8 +117,7 @@ def base() -> str:
 def build(tag: str) -> list[str]:
     """Both images from their Dockerfiles, on the local base; returns their names."""
     base_image = base()
-    if not any(WHEELHOUSE.glob("bentham_study_operator-*.whl")):
-        wheelhouse()
+    wheelhouse()  # always: the operator's wheel is this checkout's code
     built = []
     for name, context in ((f"{OPERATOR_IMAGE}:{tag}", REPO), (f"{EXECUTOR_IMAGE}:{tag}", REPO / "executor" / "stand-in")):
         started = time.monotonic()
