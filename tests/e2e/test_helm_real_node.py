@@ -34,13 +34,17 @@ ON_THE_REAL_NODE: dict[str, Any] = {
     "tolerations": [{"key": "bentham.io/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}],
 }
 
+EXECUTOR_POLICY = {"default": {"tolerations": ON_THE_REAL_NODE["tolerations"], "nodeSelectorKeys": ["bentham.io/node"]}}
+
 
 def chart_values(tag: str) -> list[str]:
     return [
         "--set", f"image.repository={OPERATOR_IMAGE}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
         "--set-json", f"nodeSelector={json.dumps(ON_THE_REAL_NODE['nodeSelector'])}",
         "--set-json", f"tolerations={json.dumps(ON_THE_REAL_NODE['tolerations'])}",
-        "--set-json", 'watchNamespaces=["e2e-*"]', "--set", "legalHold.enabled=false",
+        "--set-json", 'watchNamespaces=["e2e-*"]', "--set", "rbac.clusterWide=true", "--set", "legalHold.enabled=false",
+        # The executor policy lets studies ask for the real node, as an admin would allow a node pool.
+        "--set-json", f"executorPolicy={json.dumps(EXECUTOR_POLICY)}",
     ]  # fmt: skip
 
 
@@ -119,8 +123,13 @@ def status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 
 def wait_complete(cluster: Cluster, namespace: str, name: str, timeout_s: int = 240) -> dict[str, Any]:
-    cluster.kubectl("wait", "-n", namespace, "--for=condition=Complete", f"study/{name}", f"--timeout={timeout_s}s")
-    return status(cluster, namespace, name)
+    def complete() -> dict[str, Any] | None:
+        current = status(cluster, namespace, name)
+        conditions = {c["type"]: c["status"] for c in current.get("conditions", [])}
+        assert conditions.get("Failed") != "True", current.get("message")
+        return current if conditions.get("Complete") == "True" else None
+
+    return eventually(complete, timeout_s=timeout_s, what=f"study {name} to complete")
 
 
 def job_creates(cluster: Cluster, namespace: str) -> Counter[str]:
