@@ -48,21 +48,29 @@ cluster-reset: ## Stop the local control plane and wipe its data.
 	$(CLUSTER) reset
 
 PIP_TOOLS := pip-tools==7.6.2
-PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --generate-hashes --no-emit-index-url --upgrade
+PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --generate-hashes --no-emit-index-url
 
+# Three locks from one pyproject.toml: .venv/CI (the operator, the executor's SDKs and the dev tools),
+# the operator's image and the reference executor's image. The dev lock is resolved first and decides
+# every version; each image's lock starts as a copy of it, so pip-compile keeps those pins and only
+# drops what that image does not need. Without UPGRADE=1 the dev lock keeps the pins it has and
+# resolves only what is new; UPGRADE=1 re-resolves everything to the newest releases.
 .PHONY: lock
-lock: install ## Re-resolve pyproject.toml's dependencies into requirements.lock (the image) and requirements-dev.lock (.venv, CI).
+lock: install ## Resolve pyproject.toml into requirements-dev.lock, requirements.lock and requirements-executor.lock (UPGRADE=1: newest).
 	$(BIN)/pip install --quiet $(PIP_TOOLS)
+	$(PIP_COMPILE) $(if $(UPGRADE),--upgrade) --extra executor --extra dev --output-file requirements-dev.lock pyproject.toml
+	cp requirements-dev.lock requirements.lock
 	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
-	$(PIP_COMPILE) --extra dev --output-file requirements-dev.lock pyproject.toml
+	cp requirements-dev.lock requirements-executor.lock
+	$(PIP_COMPILE) --extra executor --output-file requirements-executor.lock pyproject.toml
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 
 .PHONY: wheelhouse
-wheelhouse: ## requirements.lock's wheels and the operator's own wheel into wheelhouse/ (what the Dockerfile installs).
+wheelhouse: ## The image locks' wheels and the project's own wheel into wheelhouse/ (what the Dockerfiles install).
 	$(PYTHON) hack/images.py wheelhouse
 
 .PHONY: image
-image: ## Build the operator's and the stand-in executor's images (buildah); load them into the real node if it runs.
+image: ## Build the operator's, the reference executor's and the stand-in executor's images (buildah); load them into the real node if it runs.
 	$(PYTHON) hack/images.py build
 
 .PHONY: e2e

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The operator's image and the stand-in executor's, built here without a registry, and loaded into the real node.
+"""The project's images, built here without a registry, and loaded into the real node.
 
-    python3 hack/images.py wheelhouse     requirements.lock's wheels and the operator's own, into wheelhouse/
+    python3 hack/images.py wheelhouse     the image locks' wheels and the project's own, into wheelhouse/
     python3 hack/images.py base           the Debian bookworm base (mmdebstrap, then buildah); cached
-    python3 hack/images.py build [TAG]    both images from their Dockerfiles (buildah), on that base; loaded
+    python3 hack/images.py build [TAG]    the images from their Dockerfiles (buildah), on that base; loaded
                                           into the real node when it runs
     python3 hack/images.py load [TAG...]  import the images (and extra tags) into the real node's containerd
 
@@ -11,8 +11,8 @@
 packages with mmdebstrap (python3 and python3-venv included), then committed with buildah as
 localhost/bentham/debian:bookworm and cached under ${XDG_CACHE_HOME:-~/.cache}/bentham/images.
 buildah builds the Dockerfiles with `--build-arg BASE_IMAGE=` that base; nothing inside a build
-reaches a network (the operator's dependencies come from wheelhouse/, made on this host from the
-lock file). Images reach the node as docker-archive files, through `ctr images import`.
+reaches a network (the dependencies come from wheelhouse/, made on this host from the lock
+files). Images reach the node as docker-archive files, through `ctr images import`.
 
 Standard library only, like hack/cluster.py.
 """
@@ -32,10 +32,11 @@ import cluster
 REPO = Path(__file__).resolve().parent.parent
 CACHE = cluster.CACHE_ROOT / "images"
 WHEELHOUSE = REPO / "wheelhouse"
-LOCK = REPO / "requirements.lock"
+LOCKS = (REPO / "requirements.lock", REPO / "requirements-executor.lock")  # what the images install
 BASE_IMAGE = "localhost/bentham/debian:bookworm"
 OPERATOR_IMAGE = "localhost/bentham/operator"
-EXECUTOR_IMAGE = "localhost/bentham/stand-in-executor"
+EXECUTOR_IMAGE = "localhost/bentham/executor"  # the reference executor (executor/Dockerfile)
+STAND_IN_IMAGE = "localhost/bentham/stand-in-executor"  # plays an executor in the e2e tests
 DEFAULT_TAG = "dev"
 # The suite and packages of the base: what decides its cache key. The same as debian:bookworm-slim
 # plus the Dockerfiles' apt-get install (python3, python3-venv), with bookworm's updates.
@@ -69,14 +70,15 @@ def image_exists(name: str) -> bool:
 
 
 def wheelhouse() -> Path:
-    """The lock file's wheels (checked against its hashes) and the operator's wheel, in wheelhouse/."""
+    """The image locks' wheels (checked against their hashes) and the project's wheel, in wheelhouse/."""
     started = time.monotonic()
     WHEELHOUSE.mkdir(exist_ok=True)
     for old in WHEELHOUSE.glob("bentham_study_operator-*.whl"):
         old.unlink()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    run(*pip, "download", "--quiet", "--only-binary=:all:", *IMAGE_PLATFORM, "--require-hashes", "-r", str(LOCK),
-        "--dest", str(WHEELHOUSE))  # fmt: skip
+    for lock in LOCKS:
+        run(*pip, "download", "--quiet", "--only-binary=:all:", *IMAGE_PLATFORM, "--require-hashes", "-r", str(lock),
+            "--dest", str(WHEELHOUSE))  # fmt: skip
     run(*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(WHEELHOUSE), str(REPO))
     log(f"wheelhouse ready in {time.monotonic() - started:.0f}s: {WHEELHOUSE}")
     return WHEELHOUSE
@@ -115,14 +117,19 @@ def base() -> str:
 
 
 def build(tag: str) -> list[str]:
-    """Both images from their Dockerfiles, on the local base; returns their names."""
+    """The images from their Dockerfiles, on the local base; returns their names."""
     base_image = base()
     wheelhouse()  # always: the operator's wheel is this checkout's code
     built = []
-    for name, context in ((f"{OPERATOR_IMAGE}:{tag}", REPO), (f"{EXECUTOR_IMAGE}:{tag}", REPO / "executor" / "stand-in")):
+    images = (
+        (f"{OPERATOR_IMAGE}:{tag}", REPO / "Dockerfile", REPO),
+        (f"{EXECUTOR_IMAGE}:{tag}", REPO / "executor" / "Dockerfile", REPO),
+        (f"{STAND_IN_IMAGE}:{tag}", REPO / "executor" / "stand-in" / "Dockerfile", REPO / "executor" / "stand-in"),
+    )
+    for name, dockerfile, context in images:
         started = time.monotonic()
         run("buildah", "bud", "--quiet", *BUILDAH_LIMITS, "--layers", "--build-arg", f"BASE_IMAGE={base_image}",
-            "--tag", name, str(context))  # fmt: skip
+            "--file", str(dockerfile), "--tag", name, str(context))  # fmt: skip
         log(f"built {name} in {time.monotonic() - started:.0f}s")
         built.append(name)
     return built
@@ -169,7 +176,7 @@ def main() -> int:
         print("\n".join(names))
     elif arguments.command == "load":
         first, *others = arguments.tags
-        names = [f"{OPERATOR_IMAGE}:{first}", f"{EXECUTOR_IMAGE}:{first}"]
+        names = [f"{image}:{first}" for image in (OPERATOR_IMAGE, EXECUTOR_IMAGE, STAND_IN_IMAGE)]
         names += [tag(f"{OPERATOR_IMAGE}:{first}", other) for other in others]
         load(names)
     return 0

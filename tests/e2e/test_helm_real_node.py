@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 RELEASE_NAMESPACE = "bentham-e2e"
 OPERATOR_IMAGE = "localhost/bentham/operator"
 EXECUTOR_IMAGE = "localhost/bentham/stand-in-executor:dev"
+REFERENCE_EXECUTOR_IMAGE = "localhost/bentham/executor"
 ON_THE_REAL_NODE: dict[str, Any] = {
     "nodeSelector": {"bentham.io/node": "real"},
     "tolerations": [{"key": "bentham.io/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}],
@@ -176,7 +177,14 @@ def test_the_operator_runs_as_the_charts_deployment_on_the_real_node(release: Cl
     assert "bentham operator started" in logs
 
 
-def test_the_images_installed_versions_are_the_lock_files(release: Cluster, e2e_namespace: str) -> None:
+@pytest.mark.parametrize(
+    ("image", "lock"),
+    [(OPERATOR_IMAGE, "requirements.lock"), (REFERENCE_EXECUTOR_IMAGE, "requirements-executor.lock")],
+    ids=["operator", "reference-executor"],
+)
+def test_the_images_installed_versions_are_the_lock_files(
+    release: Cluster, e2e_namespace: str, image: str, lock: str
+) -> None:
     script = (
         "import importlib.metadata as m, json, platform\n"
         "print(json.dumps({'python': platform.python_version(),"
@@ -194,7 +202,7 @@ def test_the_images_installed_versions_are_the_lock_files(release: Cluster, e2e_
                     "containers": [
                         {
                             "name": "v",
-                            "image": f"{OPERATOR_IMAGE}:dev",
+                            "image": f"{image}:dev",
                             "imagePullPolicy": "Never",
                             "command": ["python3", "-c", script],
                         }
@@ -207,7 +215,7 @@ def test_the_images_installed_versions_are_the_lock_files(release: Cluster, e2e_
     release.kubectl("apply", "-n", e2e_namespace, "-f", "-", stdin=json.dumps(job))
     release.kubectl("wait", "-n", e2e_namespace, "--for=condition=Complete", "job/versions", "--timeout=90s")
     reported = json.loads(release.kubectl("logs", "-n", e2e_namespace, "job/versions").stdout)
-    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", (REPO / "requirements.lock").read_text(), re.MULTILINE))
+    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", (REPO / lock).read_text(), re.MULTILINE))
     installed = {name: version for name, version in reported["dists"].items() if name != "bentham-study-operator"}
     assert installed == {name.lower().replace("_", "-"): version for name, version in locked.items()}
     # The tests' Python is the image's: Debian bookworm's 3.11.

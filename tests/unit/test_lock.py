@@ -1,6 +1,7 @@
-"""The lock files: what the image (requirements.lock) and .venv/CI (requirements-dev.lock) install.
+"""The lock files: what the operator's image (requirements.lock), the reference executor's image
+(requirements-executor.lock) and .venv/CI (requirements-dev.lock) install.
 
-`make lock` regenerates both with pip-compile from pyproject.toml; these tests fail when a
+`make lock` regenerates them with pip-compile from pyproject.toml; these tests fail when a
 dependency was added or changed in pyproject.toml without it.
 """
 
@@ -32,7 +33,8 @@ def declared(extra: str | None = None) -> list[Requirement]:
 def test_every_dependency_is_pinned_in_the_lock_files_within_its_declared_range() -> None:
     for lock, requirements in (
         ("requirements.lock", declared()),
-        ("requirements-dev.lock", declared() + declared("dev")),
+        ("requirements-executor.lock", declared() + declared("executor")),
+        ("requirements-dev.lock", declared() + declared("executor") + declared("dev")),
     ):
         pinned = pins(lock)
         for requirement in requirements:
@@ -41,13 +43,21 @@ def test_every_dependency_is_pinned_in_the_lock_files_within_its_declared_range(
             assert requirement.specifier.contains(pinned[name]), f"{lock} pins {name}=={pinned[name]}: `make lock`"
 
 
-def test_the_image_and_the_tests_install_the_same_version_of_every_runtime_package() -> None:
-    runtime, development = pins("requirements.lock"), pins("requirements-dev.lock")
-    assert runtime
-    assert {name: development.get(name) for name in runtime} == runtime
+def test_the_images_and_the_tests_install_the_same_version_of_every_runtime_package() -> None:
+    development = pins("requirements-dev.lock")
+    for image_lock in ("requirements.lock", "requirements-executor.lock"):
+        runtime = pins(image_lock)
+        assert runtime, image_lock
+        assert {name: development.get(name) for name in runtime} == runtime, image_lock
+
+
+def test_the_executor_image_holds_the_operators_versions() -> None:
+    """It imports the operator's result model and pricing table: the same pydantic, the same code."""
+    operator, executor = pins("requirements.lock"), pins("requirements-executor.lock")
+    assert {name: executor.get(name) for name in operator} == operator
 
 
 def test_every_pin_carries_its_hashes() -> None:
-    for lock in ("requirements.lock", "requirements-dev.lock"):
+    for lock in ("requirements.lock", "requirements-executor.lock", "requirements-dev.lock"):
         text = (REPO / lock).read_text()
         assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", text)) >= len(pins(lock)), lock
