@@ -89,8 +89,8 @@ lint: install ## ruff and mypy --strict.
 	$(BIN)/mypy
 
 .PHONY: test
-test: install lint ## The whole suite: lint, unit tests, and integration tests on the local control plane.
-	$(BIN)/pytest
+test: install lint ## The whole suite: lint, unit and integration tests, and beside them the e2e on the real node.
+	$(BIN)/python hack/test.py
 
 .PHONY: unit
 unit: install ## Only the unit tests (no cluster, seconds): the inner loop.
