@@ -11,12 +11,14 @@ export KUBECONFIG
 
 .PHONY: help
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(BIN)/python: pyproject.toml
+# Exactly the lock file's versions (and hashes), then the operator itself without resolving anything.
+$(BIN)/python: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,executor]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
 .PHONY: install
@@ -26,9 +28,16 @@ install: $(BIN)/python ## Create .venv with the operator and its dev tools.
 build: ## Build the control-plane binaries (cached under ~/.cache/bentham).
 	$(CLUSTER) build
 
+# NODE=real adds the real node (kubelet, containerd, runc, a CNI bridge) beside the kwok nodes.
+NODE ?= kwok
+
 .PHONY: cluster
-cluster: ## Start the local control plane (idempotent); prints the kubeconfig path.
-	$(CLUSTER) up
+cluster: ## Start the local control plane (idempotent); prints the kubeconfig path. NODE=real adds a real node.
+	$(CLUSTER) up --node $(NODE)
+
+.PHONY: node
+node: ## The local control plane with the real node (root; Debian's containerd, runc, CNI plugins, iptables).
+	$(CLUSTER) up --node real
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane, keeping its data.
@@ -37,6 +46,37 @@ cluster-down: ## Stop the local control plane, keeping its data.
 .PHONY: cluster-reset
 cluster-reset: ## Stop the local control plane and wipe its data.
 	$(CLUSTER) reset
+
+PIP_TOOLS := pip-tools==7.6.2
+PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --generate-hashes --no-emit-index-url
+
+# Three locks from one pyproject.toml: .venv/CI (the operator, the executor's SDKs and the dev tools),
+# the operator's image and the reference executor's image. The dev lock is resolved first and decides
+# every version; each image's lock starts as a copy of it, so pip-compile keeps those pins and only
+# drops what that image does not need. Without UPGRADE=1 the dev lock keeps the pins it has and
+# resolves only what is new; UPGRADE=1 re-resolves everything to the newest releases.
+.PHONY: lock
+lock: install ## Resolve pyproject.toml into requirements-dev.lock, requirements.lock and requirements-executor.lock (UPGRADE=1: newest).
+	$(BIN)/pip install --quiet $(PIP_TOOLS)
+	$(PIP_COMPILE) $(if $(UPGRADE),--upgrade) --extra executor --extra dev --output-file requirements-dev.lock pyproject.toml
+	cp requirements-dev.lock requirements.lock
+	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
+	cp requirements-dev.lock requirements-executor.lock
+	$(PIP_COMPILE) --extra executor --output-file requirements-executor.lock pyproject.toml
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+
+.PHONY: wheelhouse
+wheelhouse: ## The image locks' wheels and the project's own wheel into wheelhouse/ (what the Dockerfiles install).
+	$(PYTHON) hack/images.py wheelhouse
+
+.PHONY: image
+image: ## Build the operator's, the reference executor's and the stand-in executor's images (buildah); load them into the real node if it runs.
+	$(PYTHON) hack/images.py build
+
+.PHONY: e2e
+e2e: install ## End to end on the real node: build and load the images, helm install the chart, run studies of real executor pods.
+	$(CLUSTER) up --node real
+	$(BIN)/pytest tests/e2e -p no:randomly
 
 .PHONY: crd
 crd: install ## Regenerate crds/ from the pydantic models.
@@ -49,8 +89,8 @@ lint: install ## ruff and mypy --strict.
 	$(BIN)/mypy
 
 .PHONY: test
-test: install lint ## The whole suite: lint, unit tests, and integration tests on the local control plane.
-	$(BIN)/pytest
+test: install lint ## The whole suite: lint, unit and integration tests, and beside them the e2e on the real node.
+	$(BIN)/python hack/test.py
 
 .PHONY: unit
 unit: install ## Only the unit tests (no cluster, seconds): the inner loop.
@@ -75,15 +115,8 @@ helm: ## Build (or find in the cache) Helm from its Go module; prints the binary
 	@$(PYTHON) hack/helm.py build
 
 .PHONY: lint-image
-lint-image: install ## Lint the Dockerfiles (the operator's and the executor's) with hadolint.
-	$(BIN)/hadolint Dockerfile executor/Dockerfile
-
-CONTAINER_TOOL ?= docker
-EXECUTOR_IMAGE ?= bentham-executor:dev
-
-.PHONY: executor-image
-executor-image: ## Build the reference executor's image (executor/Dockerfile) as $(EXECUTOR_IMAGE).
-	$(CONTAINER_TOOL) build -f executor/Dockerfile -t $(EXECUTOR_IMAGE) .
+lint-image: install ## Lint the Dockerfiles (the operator's, the reference executor's and the stand-in's) with hadolint.
+	$(BIN)/hadolint Dockerfile executor/Dockerfile executor/stand-in/Dockerfile
 
 .PHONY: chart-crd
 chart-crd: ## Copy the CRD into the Helm chart (after `make crd`; a unit test fails when they drift).

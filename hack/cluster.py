@@ -3,7 +3,9 @@
 
     python3 hack/cluster.py build    build (or find in the cache) the control-plane binaries
     python3 hack/cluster.py up       start it; idempotent; prints the kubeconfig path
+    python3 hack/cluster.py up --node real    the same, and a real node (hack/realnode.py) beside kwok's
     python3 hack/cluster.py down     stop it, keeping its data
+    python3 hack/cluster.py stop-node    stop only the real node
     python3 hack/cluster.py reset    stop it and wipe its data
     python3 hack/cluster.py status   exit 0 when it is up and ready
 
@@ -179,64 +181,54 @@ def running_pid(part: str) -> int | None:
     return None if state in ("Z", "X") else pid
 
 
-def make_pki(pki: Path) -> None:
-    """A CA, the API server's serving certificate, an admin client certificate, a SA key."""
-    if (pki / "admin.key").exists():
+def openssl(pki: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=pki, check=True, capture_output=True)
+
+
+def issue_certificate(pki: Path, name: str, subject: str, *, client: bool = False, server_names: str = "") -> None:
+    """`name`.key and `name`.crt signed by the cluster's CA, for a client or a server; kept once made."""
+    if (pki / f"{name}.crt").exists():
         return
-    pki.mkdir(parents=True, exist_ok=True)
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=pki, check=True, capture_output=True)
-
+    extensions = ("extendedKeyUsage=clientAuth\n" if client else "extendedKeyUsage=serverAuth\n") + (
+        f"subjectAltName={server_names}\n" if server_names else ""
+    )
+    (pki / f"{name}.ext").write_text(extensions)
     openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "3650",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-subj",
-        "/CN=bentham-local-ca",
+        pki, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject
     )
-    (pki / "serving.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-        "DNS:kubernetes.default.svc,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n"
-    )
-    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name, subject, ext in (
-        ("apiserver", "/CN=kube-apiserver", "serving.ext"),
-        ("admin", "/O=system:masters/CN=bentham-admin", "client.ext"),
-    ):
-        openssl(
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject
-        )
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            ext,
-            "-out",
-            f"{name}.crt",
-        )
-    openssl("genrsa", "-out", "sa.key", "2048")
-    openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+    openssl(
+        pki, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "3650", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
+    )  # fmt: skip
 
 
-def write_kubeconfig(path: Path, pki: Path, port: int) -> None:
+def make_pki(pki: Path) -> None:
+    """A CA, the API server's serving and kubelet-client certificates, an admin client certificate, a SA key."""
+    pki.mkdir(parents=True, exist_ok=True)
+    if not (pki / "ca.key").exists():
+        openssl(
+            pki, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-keyout", "ca.key",
+            "-out", "ca.crt", "-subj", "/CN=bentham-local-ca",
+        )  # fmt: skip
+    issue_certificate(
+        pki,
+        "apiserver",
+        "/CN=kube-apiserver",
+        server_names="IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+        "DNS:kubernetes.default.svc,IP:10.0.0.1",
+    )
+    issue_certificate(pki, "admin", "/O=system:masters/CN=bentham-admin", client=True)
+    # How the API server proves itself to a real node's kubelet (`kubectl logs`, `exec`).
+    issue_certificate(
+        pki, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", client=True
+    )
+    if not (pki / "sa.key").exists():
+        openssl(pki, "genrsa", "-out", "sa.key", "2048")
+        openssl(pki, "rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+
+
+def write_kubeconfig(path: Path, pki: Path, port: int, user: str = "admin") -> None:
+    """A kubeconfig for the client certificate `user`.crt (admin, or the real node's kubelet-client)."""
     # Paths, not embedded data, keep the file readable; JSON is valid YAML for kubectl.
     config = {
         "apiVersion": "v1",
@@ -249,11 +241,11 @@ def write_kubeconfig(path: Path, pki: Path, port: int) -> None:
         ],
         "users": [
             {
-                "name": "bentham-admin",
-                "user": {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")},
+                "name": f"bentham-{user}",
+                "user": {"client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")},
             }
         ],
-        "contexts": [{"name": "bentham-local", "context": {"cluster": "bentham-local", "user": "bentham-admin"}}],
+        "contexts": [{"name": "bentham-local", "context": {"cluster": "bentham-local", "user": f"bentham-{user}"}}],
         "current-context": "bentham-local",
     }
     path.write_text(json.dumps(config, indent=2) + "\n")
@@ -291,7 +283,11 @@ def command_lines(binaries: Binaries, p: Ports, kubeconfig: Path) -> dict[str, l
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--service-cluster-ip-range=10.0.0.0/24",
-            "--authorization-mode=RBAC",
+            # Node: a real node's kubelet (hack/realnode.py) may read what its own pods need.
+            "--authorization-mode=Node,RBAC",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--allow-privileged=true",
             "--enable-priority-and-fairness=false",
             "--max-requests-inflight=0",
@@ -431,8 +427,15 @@ rules:
 """
 
 
-def up() -> Path:
-    """Starts every part not yet running and waits until the cluster can run a pod."""
+def up(node: str = "") -> Path:
+    """Starts every part not yet running and waits until the cluster can run a pod.
+
+    With node="real", also the real node (hack/realnode.py) beside the kwok nodes.
+    """
+    if node == "real":
+        import realnode
+
+        realnode.check_machine()  # before anything starts: refuse while another cluster's node runs
     binaries = build()
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     kubeconfig = STATE_DIR / "kubeconfig"
@@ -456,10 +459,14 @@ def up() -> Path:
     nodes = {"apiVersion": "v1", "kind": "List", "items": [fake_node(n) for n in FAKE_NODES]}
     kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(nodes))
     start("kwok", commands["kwok"])
-    kubectl(kubeconfig, "wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+    kubectl(kubeconfig, "wait", "--for=condition=Ready", *(f"node/{n}" for n in FAKE_NODES), "--timeout=60s")
     # Pods are only admitted once the namespace's default ServiceAccount exists.
     wait_for("the default ServiceAccount", lambda: service_account_exists(kubeconfig), "kube-controller-manager")
     log(f"ready in {time.monotonic() - started:.1f}s")
+    if node == "real":
+        import realnode
+
+        realnode.up(binaries, kubeconfig)
     return kubeconfig
 
 
@@ -472,6 +479,9 @@ def service_account_exists(kubeconfig: Path) -> bool:
 
 
 def down() -> None:
+    import realnode
+
+    realnode.down()  # before the API server: the kubelet's last status writes still land
     for part in reversed(PARTS):
         pid = running_pid(part)
         if pid is None:
@@ -494,14 +504,25 @@ def is_up() -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("build", "up", "down", "reset", "status", "kubeconfig"))
-    command = parser.parse_args().command
+    parser.add_argument("command", choices=("build", "up", "down", "stop-node", "reset", "status", "kubeconfig"))
+    parser.add_argument(
+        "--node",
+        choices=("kwok", "real"),
+        default="kwok",
+        help="with `up`: `real` also starts the real node (kubelet, containerd) beside the kwok nodes",
+    )
+    arguments = parser.parse_args()
+    command = arguments.command
     if command == "build":
         print(build().controlplane.parent)
     elif command == "up":
-        print(up())
+        print(up(arguments.node))
     elif command == "down":
         down()
+    elif command == "stop-node":
+        import realnode
+
+        realnode.down()
     elif command == "reset":
         down()
         shutil.rmtree(STATE_DIR, ignore_errors=True)
@@ -517,4 +538,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # hack/realnode.py imports this module as `cluster`: let it find this one, not a second copy.
+    sys.modules.setdefault("cluster", sys.modules[__name__])
     sys.exit(main())

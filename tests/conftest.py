@@ -58,6 +58,25 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> Iterator[str]:
+    """The real node (hack/realnode.py: kubelet, containerd, runc) beside the kwok nodes; its name.
+
+    Started when not running (root and Debian's containerd, runc, containernetworking-plugins,
+    iptables and busybox-static are needed: `.ci/run` installs them), and then stopped again.
+    """
+    ready = '{.status.conditions[?(@.type=="Ready")].status}'
+    running = cluster.kubectl("get", "node", "real-node", "-o", f"jsonpath={ready}", check=False).stdout == "True"
+    up = subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "up", "--node", "real"], capture_output=True, text=True)
+    if up.returncode != 0:
+        pytest.fail(f"the real node did not start:\n{up.stderr}", pytrace=False)
+    try:
+        yield "real-node"
+    finally:
+        if not running:
+            subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "stop-node"], capture_output=True)
+
+
+@pytest.fixture(scope="session")
 def study_crd(cluster: Cluster) -> Cluster:
     """The cluster with the Study CRD installed and established."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))

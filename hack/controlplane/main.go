@@ -5,12 +5,14 @@
 //	controlplane kube-apiserver [flags]
 //	controlplane kube-controller-manager [flags]
 //	controlplane kube-scheduler [flags]
+//	controlplane kubelet [flags]
 //
 // One binary keeps the cold build to a single link of the shared Kubernetes packages; each
 // part still runs in its own process, so every part keeps its upstream flags and defaults.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/url"
@@ -24,11 +26,12 @@ import (
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: controlplane etcd|kube-apiserver|kube-controller-manager|kube-scheduler [flags]")
+		fmt.Fprintln(os.Stderr, "usage: controlplane etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubelet [flags]")
 		os.Exit(2)
 	}
 	part, args := os.Args[1], os.Args[2:]
@@ -42,6 +45,8 @@ func main() {
 		command = controllermanager.NewControllerManagerCommand()
 	case "kube-scheduler":
 		command = scheduler.NewSchedulerCommand()
+	case "kubelet":
+		command = kubelet.NewKubeletCommand(context.Background())
 	default:
 		fmt.Fprintf(os.Stderr, "controlplane: unknown part %q\n", part)
 		os.Exit(2)
