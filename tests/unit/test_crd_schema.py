@@ -26,7 +26,16 @@ from pydantic_core import PydanticUndefined
 from bentham.api.crd import render, study_crd
 from bentham.api.manifest import MANIFEST_RULES, Manifest
 from bentham.api.rules import Rule
-from bentham.api.spec import NOTIFICATIONS_RULES, SPEC_RULES, Notifications, StudySpec
+from bentham.api.spec import (
+    EXECUTOR_RULES,
+    NOTIFICATIONS_RULES,
+    SPEC_RULES,
+    VOLUME_RULES,
+    Executor,
+    ExecutorVolume,
+    Notifications,
+    StudySpec,
+)
 from bentham.api.status import StudyStatus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +45,8 @@ REGENERATE = "python -m bentham.api.crd > crds/bentham.io_studies.yaml"
 RULES: dict[type[BaseModel], tuple[Rule[Any], ...]] = {
     Manifest: MANIFEST_RULES,
     Notifications: NOTIFICATIONS_RULES,
+    Executor: EXECUTOR_RULES,
+    ExecutorVolume: VOLUME_RULES,
     StudySpec: SPEC_RULES,
 }
 # Keys the walk compares through recursion rather than as plain facts.

@@ -18,7 +18,16 @@ from pydantic import BaseModel
 from bentham.api.manifest import MANIFEST_RULES, Manifest
 from bentham.api.names import GROUP, KIND, PLURAL, VERSION
 from bentham.api.rules import Rule
-from bentham.api.spec import NOTIFICATIONS_RULES, SPEC_RULES, Notifications, StudySpec
+from bentham.api.spec import (
+    EXECUTOR_RULES,
+    NOTIFICATIONS_RULES,
+    SPEC_RULES,
+    VOLUME_RULES,
+    Executor,
+    ExecutorVolume,
+    Notifications,
+    StudySpec,
+)
 from bentham.api.status import StudyStatus
 
 SINGULAR = "study"
@@ -28,6 +37,8 @@ SHORT_NAMES = ["std"]
 RULES_BY_MODEL: dict[str, tuple[Rule[Any], ...]] = {
     Manifest.__name__: MANIFEST_RULES,
     Notifications.__name__: NOTIFICATIONS_RULES,
+    Executor.__name__: EXECUTOR_RULES,
+    ExecutorVolume.__name__: VOLUME_RULES,
     StudySpec.__name__: SPEC_RULES,
 }
 

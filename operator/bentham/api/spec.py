@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, JsonValue, model_validator
 
 from bentham.api.manifest import ApiModel, Manifest
-from bentham.api.rules import Rule, enforce
+from bentham.api.rules import Rule, duplicates, enforce
 
 # Kubernetes objects we pass through to the Job verbatim; the API server validates them there.
 KubeObject = Annotated[dict[str, Any], Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
@@ -58,6 +58,79 @@ class ExecutorSecurityContext(ApiModel):
     )
 
 
+class ClaimSource(ApiModel):
+    """A PersistentVolumeClaim of the study's own namespace."""
+
+    claimName: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="The claim's name; one the operator's executor policy allows (volumeClaims).",
+    )
+
+
+class ScratchSource(ApiModel):
+    """An emptyDir: a folder that lives as long as the pod."""
+
+    sizeLimit: str | None = Field(default=None, max_length=64, description="Its most, as a quantity (e.g. 1Gi).")
+
+
+class ExecutorVolume(ApiModel):
+    """A volume mounted into every cell's executor container: a claim of the namespace, or a scratch folder.
+
+    Only these two kinds: both are allowed by the `restricted` Pod Security level, and a claim is
+    mounted only when the operator's executor policy allows its name (`volumeClaims`).
+    """
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="The volume's name in the pod (a DNS label), unique among executor.volumes.",
+    )
+    mountPath: str = Field(
+        min_length=2,
+        max_length=1_024,
+        pattern=r"^/",
+        description=(
+            "Where the executor sees it: an absolute path, not /dev, /proc or /sys (nor below them), "
+            "without '..', unique among executor.volumes."
+        ),
+    )
+    readOnly: bool = Field(default=False, description="true mounts it read-only.")
+    persistentVolumeClaim: ClaimSource | None = Field(default=None, description="Mount this claim.")
+    emptyDir: ScratchSource | None = Field(default=None, description="Mount a scratch folder of the pod's own.")
+
+    @model_validator(mode="after")
+    def _volume_rules(self) -> ExecutorVolume:
+        enforce(self, VOLUME_RULES)
+        return self
+
+
+_SYSTEM_FOLDERS = ("/dev", "/proc", "/sys")
+
+VOLUME_RULES: tuple[Rule[ExecutorVolume], ...] = (
+    Rule(
+        field=".persistentVolumeClaim",
+        message="executor.volumes: set exactly one of persistentVolumeClaim or emptyDir",
+        cel="has(self.persistentVolumeClaim) != has(self.emptyDir)",
+        holds=lambda v: (v.persistentVolumeClaim is None) != (v.emptyDir is None),
+    ),
+    Rule(
+        field=".mountPath",
+        message="executor.volumes.mountPath: must not contain a '..' segment",
+        cel="!self.mountPath.contains('/../') && !self.mountPath.endsWith('/..')",
+        holds=lambda v: "/../" not in v.mountPath and not v.mountPath.endswith("/.."),
+    ),
+    Rule(
+        field=".mountPath",
+        message="executor.volumes.mountPath: must not be /dev, /proc or /sys, nor below them",
+        cel=" && ".join(f"self.mountPath != '{f}' && !self.mountPath.startsWith('{f}/')" for f in _SYSTEM_FOLDERS),
+        holds=lambda v: not any(v.mountPath == f or v.mountPath.startswith(f + "/") for f in _SYSTEM_FOLDERS),
+    ),
+)
+
+
 class Executor(ApiModel):
     """The Job template of a cell: what runs one query on one surface from one location."""
 
@@ -91,6 +164,14 @@ class Executor(ApiModel):
             "Tightens the pods' security context (user, group, read-only root); the restricted defaults always apply."
         ),
     )
+    volumes: list[ExecutorVolume] | None = Field(
+        default=None,
+        max_length=16,
+        description=(
+            "Volumes mounted into every cell's executor container: claims the operator's executor policy "
+            "allows, or scratch folders (for example the reference executor's evidence folder)."
+        ),
+    )
     podLabels: dict[str, str] | None = Field(default=None, description="Extra labels on every cell's pod.")
     podAnnotations: dict[str, str] | None = Field(default=None, description="Extra annotations on every cell's pod.")
     attemptTimeoutSeconds: int = Field(
@@ -109,6 +190,26 @@ class Executor(ApiModel):
             "its deadline. Unset: parallelism is never raised."
         ),
     )
+
+    @model_validator(mode="after")
+    def _executor_rules(self) -> Executor:
+        enforce(self, EXECUTOR_RULES)
+        return self
+
+
+def _unique_volume(key: str) -> Rule[Executor]:
+    def holds(executor: Executor) -> bool:
+        return not duplicates(getattr(volume, key) for volume in executor.volumes or [])
+
+    return Rule(
+        field=".volumes",
+        message=f"executor.volumes: each {key} must be unique",
+        cel=f"!has(self.volumes) || self.volumes.all(v, self.volumes.exists_one(w, w.{key} == v.{key}))",
+        holds=holds,
+    )
+
+
+EXECUTOR_RULES: tuple[Rule[Executor], ...] = (_unique_volume("name"), _unique_volume("mountPath"))
 
 
 class SecretKeyRef(ApiModel):

@@ -3,9 +3,10 @@
 A study is input from whoever may edit Studies in one namespace; its pods must not reach further
 than the platform team allows. The policy (BENTHAM_EXECUTOR_POLICY_FILE, the chart's
 `executorPolicy`) lists the ServiceAccounts a study may name, the tolerations and node selector
-keys it may use, and caps its parallelism and its executor's resources. Nothing configured
-allows nothing: no ServiceAccount (the pods run as the namespace's `default`, without a token),
-no toleration, no node selector, and no cap beyond the CRD's own limits.
+keys it may use and the PersistentVolumeClaims it may mount, and caps its parallelism and its
+executor's resources. Nothing configured allows nothing: no ServiceAccount (the pods run as the
+namespace's `default`, without a token), no toleration, no node selector, no claim (scratch
+folders only), and no cap beyond the CRD's own limits.
 
 A study asking for more is not run: `within_policy` turns its validation into `Invalid` with
 reason `ExecutorNotAllowed` and one message per field, naming the field and the rule, so a new
@@ -100,6 +101,8 @@ class Allowances(_PolicyModel):
     tolerations: list[AllowedToleration] | None = None
     nodeSelectorKeys: list[str] | None = None
     """Node label keys a study may select on in executor.nodeSelector."""
+    volumeClaims: list[str] | None = None
+    """PersistentVolumeClaims (of the study's own namespace; names or globs) executor.volumes may mount."""
     maxParallelism: int | None = Field(default=None, ge=1)
     """The most executor.parallelism (and executor.maxParallelism) may be."""
     maxResources: ResourceCaps | None = None
@@ -166,6 +169,13 @@ def refusals(executor: Executor, namespace: str, policy: ExecutorPolicy) -> list
             problems.append(
                 f"executor.nodeSelector: key {key!r} is not allowed {where} "
                 f"(allowed: {_listed(allowed.nodeSelectorKeys)})"
+            )
+    for position, volume in enumerate(executor.volumes or []):
+        claim = volume.persistentVolumeClaim
+        if claim is not None and not any(fnmatchcase(claim.claimName, p) for p in allowed.volumeClaims or []):
+            problems.append(
+                f"executor.volumes[{position}].persistentVolumeClaim: claim {claim.claimName!r} is not allowed "
+                f"{where} (allowed: {_listed(allowed.volumeClaims)}); an emptyDir needs no allowance"
             )
     if allowed.maxParallelism is not None:
         for field, asked in (("parallelism", executor.parallelism), ("maxParallelism", executor.maxParallelism)):

@@ -23,7 +23,7 @@ from typing import Any
 
 from bentham.api.manifest import Manifest, SurfaceOptions
 from bentham.api.names import API_VERSION, KIND
-from bentham.api.spec import StudySpec
+from bentham.api.spec import ExecutorVolume, StudySpec
 from bentham.core.cells import DNS_LABEL_MAX, Cell, cell_at, cell_key, short_hash
 from bentham.core.decision import JobToCreate
 
@@ -83,6 +83,11 @@ def build_job(
         container["args"] = list(executor.args)
     if executor.resources is not None:
         container["resources"] = executor.resources.model_dump(mode="json", exclude_none=True)
+    if executor.volumes:
+        container["volumeMounts"] = [
+            {"name": volume.name, "mountPath": volume.mountPath, "readOnly": volume.readOnly}
+            for volume in executor.volumes
+        ]
 
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -97,6 +102,8 @@ def build_job(
         pod_spec["nodeSelector"] = dict(executor.nodeSelector)
     if executor.tolerations is not None:
         pod_spec["tolerations"] = [dict(toleration) for toleration in executor.tolerations]
+    if executor.volumes:
+        pod_spec["volumes"] = [_volume(volume) for volume in executor.volumes]
 
     pod_metadata: dict[str, Any] = {"labels": {**(executor.podLabels or {}), **labels}}
     if executor.podAnnotations:
@@ -126,6 +133,15 @@ def build_job(
             "template": {"metadata": pod_metadata, "spec": pod_spec},
         },
     }
+
+
+def _volume(volume: ExecutorVolume) -> dict[str, Any]:
+    """A pod volume of the study's: its claim (read-only when mounted so), or a scratch folder."""
+    if volume.persistentVolumeClaim is not None:
+        claim = {"claimName": volume.persistentVolumeClaim.claimName, "readOnly": volume.readOnly}
+        return {"name": volume.name, "persistentVolumeClaim": claim}
+    scratch = volume.emptyDir.model_dump(mode="json", exclude_none=True) if volume.emptyDir is not None else {}
+    return {"name": volume.name, "emptyDir": scratch}
 
 
 def _pod_security(spec: StudySpec) -> dict[str, Any]:

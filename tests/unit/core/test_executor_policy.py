@@ -29,6 +29,7 @@ default:
     - {key: dedicated, operator: Equal, value: bentham, effect: NoSchedule}
     - {key: spot, operator: Exists}
   nodeSelectorKeys: [kubernetes.io/arch, pool]
+  volumeClaims: [evidence, "shared-*"]
   maxParallelism: 20
   maxResources:
     requests: {cpu: "1", memory: 1Gi}
@@ -283,4 +284,22 @@ def test_a_cap_written_as_a_yaml_number_is_the_quantity_it_spells() -> None:
     assert refused(policy, resources={"limits": {"cpu": "2500m", "memory": "1Gi"}}) == [
         "executor.resources.limits.cpu: 2500m is more than 2, the cap set for namespace team-x by the operator's "
         "executor policy"
+    ]
+
+
+def claim(name: str, claim_name: str) -> dict[str, Any]:
+    return {"name": name, "mountPath": f"/{name}", "persistentVolumeClaim": {"claimName": claim_name}}
+
+
+def test_a_claim_is_mounted_only_when_the_policy_names_it_and_a_scratch_folder_always() -> None:
+    scratch = {"name": "tmp", "mountPath": "/tmp", "emptyDir": {}}
+    assert refused(ExecutorPolicy(), volumes=[scratch]) == []
+    assert refused(volumes=[claim("evidence", "evidence"), claim("shared", "shared-2026"), scratch]) == []
+    assert refused(volumes=[scratch, claim("db", "postgres-data")]) == [
+        "executor.volumes[1].persistentVolumeClaim: claim 'postgres-data' is not allowed for namespace team-x "
+        "by the operator's executor policy (allowed: evidence, shared-*); an emptyDir needs no allowance"
+    ]
+    assert refused(ExecutorPolicy(), volumes=[claim("evidence", "evidence")]) == [
+        "executor.volumes[0].persistentVolumeClaim: claim 'evidence' is not allowed for namespace team-x "
+        "by the operator's executor policy (allowed: none); an emptyDir needs no allowance"
     ]

@@ -250,3 +250,58 @@ def test_the_spec_has_no_way_to_loosen_the_pods_security(loosening: dict[str, An
     raw["executor"]["securityContext"] = loosening
     with pytest.raises(ValidationError, match=r"executor\.securityContext"):
         StudySpec.model_validate(raw)
+
+
+def test_a_claim_and_a_scratch_folder_are_mounted_into_the_executor() -> None:
+    raw = make_spec()
+    raw["executor"]["volumes"] = [
+        {"name": "evidence", "mountPath": "/evidence", "persistentVolumeClaim": {"claimName": "evidence-acme"}},
+        {"name": "prompts", "mountPath": "/prompts", "readOnly": True, "persistentVolumeClaim": {"claimName": "p"}},
+        {"name": "scratch", "mountPath": "/tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    pod = job_for(raw)["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "evidence", "persistentVolumeClaim": {"claimName": "evidence-acme", "readOnly": False}},
+        {"name": "prompts", "persistentVolumeClaim": {"claimName": "p", "readOnly": True}},
+        {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "evidence", "mountPath": "/evidence", "readOnly": False},
+        {"name": "prompts", "mountPath": "/prompts", "readOnly": True},
+        {"name": "scratch", "mountPath": "/tmp", "readOnly": False},
+    ]
+
+
+def test_without_volumes_the_pod_has_none() -> None:
+    pod = job_for(make_spec())["spec"]["template"]["spec"]
+    assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("volumes", "message"),
+    [
+        ([{"name": "v", "mountPath": "/data"}], "exactly one of persistentVolumeClaim or emptyDir"),
+        (
+            [{"name": "v", "mountPath": "/data", "emptyDir": {}, "persistentVolumeClaim": {"claimName": "c"}}],
+            "exactly one of persistentVolumeClaim or emptyDir",
+        ),
+        ([{"name": "v", "mountPath": "/data/../etc", "emptyDir": {}}], "must not contain a '..' segment"),
+        ([{"name": "v", "mountPath": "/dev/shm", "emptyDir": {}}], "must not be /dev, /proc or /sys"),
+        ([{"name": "v", "mountPath": "/sys", "emptyDir": {}}], "must not be /dev, /proc or /sys"),
+        ([{"name": "v", "mountPath": "data", "emptyDir": {}}], "String should match pattern"),
+        ([{"name": "V_1", "mountPath": "/data", "emptyDir": {}}], "String should match pattern"),
+        (
+            [{"name": "v", "mountPath": "/a", "emptyDir": {}}, {"name": "v", "mountPath": "/b", "emptyDir": {}}],
+            "each name must be unique",
+        ),
+        (
+            [{"name": "a", "mountPath": "/a", "emptyDir": {}}, {"name": "b", "mountPath": "/a", "emptyDir": {}}],
+            "each mountPath must be unique",
+        ),
+    ],
+)
+def test_a_volume_that_is_not_one_source_at_a_clean_path_is_refused(volumes: list[Any], message: str) -> None:
+    raw = make_spec()
+    raw["executor"]["volumes"] = volumes
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        StudySpec.model_validate(raw)
