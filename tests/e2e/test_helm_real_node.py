@@ -10,17 +10,25 @@ run on the real node, and results reach the operator as real termination message
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client, watch
 
+from tests.executor.dialects import ANTHROPIC, OPENAI
+from tests.executor.servers import RecordingProxy, WireService
 from tests.shipping import CHART, REPO, helm
 from tests.support import Cluster, eventually
 
@@ -35,7 +43,13 @@ ON_THE_REAL_NODE: dict[str, Any] = {
     "tolerations": [{"key": "bentham.io/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}],
 }
 
-EXECUTOR_POLICY = {"default": {"tolerations": ON_THE_REAL_NODE["tolerations"], "nodeSelectorKeys": ["bentham.io/node"]}}
+EXECUTOR_POLICY = {
+    "default": {
+        "tolerations": ON_THE_REAL_NODE["tolerations"],
+        "nodeSelectorKeys": ["bentham.io/node"],
+        "volumeClaims": ["evidence"],
+    }
+}
 
 
 def chart_values(tag: str) -> list[str]:
@@ -291,3 +305,130 @@ def test_helm_upgrade_to_a_new_image_tag_mid_study_loses_nothing(release: Cluste
     finally:
         helm("upgrade", "bentham-operator", str(CHART), "--namespace", RELEASE_NAMESPACE, *chart_values("dev"),
              "--wait", "--timeout=3m", kubeconfig=release.kubeconfig)  # fmt: skip
+
+
+# The real node's bridge address (hack/realnode.py NODE_IP): its pods reach the host there.
+NODE_BRIDGE_ADDRESS = "10.234.0.1"
+
+
+def evidence_volume(cluster: Cluster, namespace: str, folder: Path) -> None:
+    """A static PersistentVolume on `folder` of this machine (the real node) and the claim `evidence` bound to it.
+
+    There is no storage provisioner here; the pod mounts only the claim, so `restricted` holds.
+    """
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)  # the executor runs as 65532; a hostPath gets no fsGroup
+    volume = f"evidence-{namespace}"
+    objects = [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(folder), "type": "Directory"},
+                "claimRef": {"namespace": namespace, "name": "evidence"},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "evidence", "namespace": namespace},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "volumeName": volume,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    ]
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    cluster.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Bound", "pvc/evidence", "--timeout=60s")
+
+
+def watch_results(cluster: Cluster, namespace: str, results: dict[str, dict[str, Any]], stop: threading.Event) -> None:
+    """Every executor pod's termination message, by pod, as the kubelet reports it (before the operator deletes it)."""
+    core = client.CoreV1Api(cluster.api)
+    while not stop.is_set():
+        for event in watch.Watch().stream(core.list_namespaced_pod, namespace, timeout_seconds=5):
+            pod = event["object"]
+            for container in pod.status.container_statuses or []:
+                ended = container.state.terminated if container.state else None
+                if ended is not None and ended.message:
+                    results[pod.metadata.name] = json.loads(ended.message)
+
+
+def test_an_api_study_of_the_reference_executor_runs_on_the_real_node_with_its_evidence_on_a_volume(
+    release: Cluster, e2e_namespace: str, tmp_path: Path
+) -> None:
+    namespace, evidence = e2e_namespace, tmp_path / "evidence"
+    evidence_volume(release, namespace, evidence)
+    keys = {OPENAI.surface: "sk-openai-e2e", ANTHROPIC.surface: "sk-ant-e2e"}
+    secret = {"metadata": {"name": "answer-engine-keys"}, "stringData": keys, "type": "Opaque"}
+    client.CoreV1Api(release.api).create_namespaced_secret(namespace, secret)
+    through: list[tuple[str, str, str]] = []
+    results: dict[str, dict[str, Any]] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_results, args=(release, namespace, results, stop), daemon=True)
+    watcher.start()
+    with ExitStack() as stack:
+        services = {
+            d.surface: stack.enter_context(WireService(NODE_BRIDGE_ADDRESS).running()) for d in (OPENAI, ANTHROPIC)
+        }
+        services[OPENAI.surface].script(OPENAI.good("Try Brooks."))
+        services[ANTHROPIC.surface].script(ANTHROPIC.good("Hoka and ASICS make good ones."))
+        proxies = {
+            location: stack.enter_context(RecordingProxy(location, through, NODE_BRIDGE_ADDRESS).running()).url
+            for location in ("us-nyc", "uk-lon")
+        }
+        body = study("answers")
+        body["spec"]["manifest"]["surfaces"] = [{"id": OPENAI.surface}, {"id": ANTHROPIC.surface}]
+        body["spec"]["manifest"]["completionCriteria"]["requiredSurfaces"]["surfaceIds"] = list(keys)
+        body["spec"]["manifest"]["evidenceLevel"] = "full"
+        executor = body["spec"]["executor"]
+        executor["image"] = f"{REFERENCE_EXECUTOR_IMAGE}:dev"
+        executor["volumes"] = [
+            {"name": "evidence", "mountPath": "/evidence", "persistentVolumeClaim": {"claimName": "evidence"}}
+        ]
+        executor["env"] = [
+            *(
+                {
+                    "name": d.key_variable,
+                    "valueFrom": {"secretKeyRef": {"name": "answer-engine-keys", "key": d.surface}},
+                }
+                for d in (OPENAI, ANTHROPIC)
+            ),
+            *({"name": d.base_url_variable, "value": d.base_url(services[d.surface].url)} for d in (OPENAI, ANTHROPIC)),
+            {"name": "BENTHAM_PROXY_MAP", "value": json.dumps(proxies)},
+        ]
+        release.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+        try:
+            final = wait_complete(release, namespace, "answers")
+            eventually(lambda: len(results) >= 8 or None, timeout_s=30, what="every attempt's termination message")
+        finally:
+            stop.set()
+
+    passed = [message for message in results.values() if message["success"]]
+    assert len(passed) == 8, results
+    uid = json.loads(release.kubectl("get", "study", "answers", "-n", namespace, "-o", "json").stdout)["metadata"][
+        "uid"
+    ]
+    for message in passed:
+        # Each document is on the volume under the study's uid, and its digest is the stored bytes'.
+        [reference] = message["evidence"]
+        relative = reference["url"].removeprefix("file:///evidence/")
+        stored = (evidence / relative).read_bytes()
+        assert relative.startswith(f"answers/{uid}/")
+        assert hashlib.sha256(stored).hexdigest() == reference["sha256"]
+        assert json.loads(stored)["response"], "evidence level full keeps the whole response"
+    # status.cost is exactly the sum of what the attempts reported.
+    reported = sum((Decimal(repr(message["costUsd"])) for message in passed), Decimal(0))
+    assert Decimal(repr(final["cost"]["totalUsd"])) == reported and final["cost"]["attempts"] == 8
+    # Each call left its pod through its location's proxy, and the keys came from the Secret.
+    assert sorted(location for location, _, _ in through) == sorted(["us-nyc", "uk-lon"] * 4)
+    for dialect in (OPENAI, ANTHROPIC):
+        sent = [" ".join(request.headers.values()) for request in services[dialect.surface].received]
+        assert len(sent) == 4 and all(keys[dialect.surface] in headers for headers in sent)

@@ -1,7 +1,8 @@
 """Local HTTP servers for the executor's tests: a scripted service and a forward proxy that records who came through.
 
-Both are real sockets on 127.0.0.1: the SDKs under test send real HTTP to them, through their own
-clients, with their base URLs pointed here.
+Both are real sockets, on 127.0.0.1 unless given another address (the e2e binds them to the real
+node's bridge, where its pods reach them): the SDKs under test send real HTTP to them, through
+their own clients, with their base URLs pointed here.
 """
 
 from __future__ import annotations
@@ -47,13 +48,13 @@ class _Server(ThreadingHTTPServer):
 
 
 class _LocalServer:
-    """A threaded HTTP server on 127.0.0.1, on a free port, serving while `running()`."""
+    """A threaded HTTP server on a free port, serving while `running()`."""
 
     _server: _Server
 
     @property
     def url(self) -> str:
-        """http://127.0.0.1:PORT"""
+        """http://HOST:PORT"""
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
@@ -72,7 +73,7 @@ class _LocalServer:
 class WireService(_LocalServer):
     """A service speaking whatever JSON it is scripted to: each request takes the next reply (the last one repeats)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.replies: deque[Reply] = deque()
         self.received: list[Received] = []
         self._lock = threading.Lock()
@@ -109,7 +110,7 @@ class WireService(_LocalServer):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server((host, 0), Handler)
 
     def script(self, *replies: Reply) -> None:
         """The replies to give, in order; the last repeats."""
@@ -125,7 +126,7 @@ class RecordingProxy(_LocalServer):
     a test reads off which location a call really went through.
     """
 
-    def __init__(self, name: str, log: list[tuple[str, str, str]]) -> None:
+    def __init__(self, name: str, log: list[tuple[str, str, str]], host: str = "127.0.0.1") -> None:
         self.name = name
         proxy = self
 
@@ -159,7 +160,7 @@ class RecordingProxy(_LocalServer):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server((host, 0), Handler)
 
 
 def free_port() -> int:
