@@ -410,3 +410,32 @@ def test_status_shows_the_reported_cost_against_the_estimate() -> None:
 
     assert "Cost:      $0.0456 reported by 3 attempts; estimated $0.10-$0.17" in render_status(body, NOW)
     assert "Cost:" not in render_status(study_with(RECORDS), NOW)
+
+
+def test_status_shows_each_surfaces_reported_cost_beside_its_estimate() -> None:
+    share = {"model": "m", "listed": True, "perRequestUsd": 0.01, "cells": 4}
+    body = study_with(
+        RECORDS,
+        estimate={
+            "cells": 8,
+            "minUsd": 0.1,
+            "maxUsd": 0.17,
+            "bySurface": {
+                "openai-api": {**share, "minUsd": 0.04, "maxUsd": 0.07},
+                "anthropic-api": {**share, "minUsd": 0.06, "maxUsd": 0.1},
+            },
+        },
+        cost={"totalUsd": 0.0456, "bySurface": {"openai-api": 0.0456}, "attempts": 3},
+    )
+
+    rendered = render_status(body, NOW)
+
+    lines = rendered.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("SURFACE") and "REPORTED" in line)
+    table = lines[start : start + 3]
+    assert table == [
+        "SURFACE        REPORTED    ESTIMATED",
+        "openai-api      $0.0456  $0.04-$0.07",
+        "anthropic-api     $0.00  $0.06-$0.10",
+    ]
+    assert "REPORTED" not in render_status(study_with(RECORDS), NOW)

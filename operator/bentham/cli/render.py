@@ -156,15 +156,25 @@ def render_status(study: Mapping[str, Any], now: datetime) -> str:
         lines.append("Conditions: " + ", ".join(f"{c.type} ({c.reason})" for c in true_conditions))
     for warning in status.warnings:
         lines.append(f"Warning:   {warning}")
+    lines += _breakdown(status)
+    return "\n".join(lines) + "\n"
+
+
+def _breakdown(status: StudyStatus) -> list[str]:
+    """The tables below the summary: progress per surface and per location, then cost per surface."""
+    progress, lines = status.progress, []
     if progress is not None and progress.bySurface:
         lines += ["", *slice_table("SURFACE", progress.bySurface, mark_required=True)]
         if any(counts.required for counts in progress.bySurface.values()):
             lines.append("* required: the study completes only when these reach their coverage threshold")
     if progress is not None and progress.byLocation:
         lines += ["", *slice_table("LOCATION", progress.byLocation, mark_required=False)]
+    costs = cost_table(status.estimate, status.cost)
+    if costs:
+        lines += ["", *costs]
     if progress is not None:
         lines += ["", LEGEND]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def usd(amount: float) -> str:
@@ -182,6 +192,23 @@ def cost_line(estimate: CostEstimate | None, cost: ActualCost | None) -> str | N
     if estimate is not None:
         parts.append(f"estimated {usd(estimate.minUsd)}-{usd(estimate.maxUsd)}")
     return "; ".join(parts) or None
+
+
+def cost_table(estimate: CostEstimate | None, cost: ActualCost | None) -> list[str]:
+    """One line per surface: what its attempts reported beside its estimated range; none without a reported cost."""
+    if cost is None or not cost.bySurface:
+        return []
+    shares = estimate.bySurface if estimate is not None else {}
+    surfaces = [*shares, *(surface for surface in cost.bySurface if surface not in shares)]
+    rows = [
+        [
+            surface,
+            usd(cost.bySurface.get(surface, 0.0)),
+            f"{usd(shares[surface].minUsd)}-{usd(shares[surface].maxUsd)}" if surface in shares else "-",
+        ]
+        for surface in surfaces
+    ]
+    return _table(["SURFACE", "REPORTED", "ESTIMATED"], rows, right=range(1, 3))
 
 
 def render_estimate(name: str, manifest: Manifest, estimate: CostEstimate, warnings: Sequence[str] = ()) -> str:
