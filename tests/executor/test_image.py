@@ -21,14 +21,15 @@ def test_the_executor_dockerfile_passes_hadolint() -> None:
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
-def test_the_executor_image_installs_the_shared_package_with_the_sdks_and_runs_as_non_root() -> None:
+def test_the_executor_image_installs_its_lock_and_the_shared_package_and_runs_as_non_root() -> None:
+    """What it installs; tests/e2e builds it, runs it on the real node and compares its versions with the lock."""
     text = DOCKERFILE.read_text()
     final = re.split(r"^FROM ", text, flags=re.MULTILINE)[-1]
 
-    assert "COPY operator/ operator/" in text, "the result model and pricing table are the operator's"
-    assert "COPY executor/bentham_executor/ executor/bentham_executor/" in text
-    assert "[executor]" in text, "the SDKs come with the executor extra"
+    assert "--require-hashes -r /src/requirements-executor.lock" in text, "exactly the lock's SDKs and versions"
+    assert "--no-index" in text, "nothing downloaded in the build: the wheelhouse only"
+    assert "--no-deps /wheels/bentham_study_operator-*.whl" in text, "the result model and pricing are the operator's"
     assert re.search(r'^ENTRYPOINT \["bentham-executor"\]$', final, re.MULTILINE)
     assert re.search(r"^USER \d+:\d+$", final, re.MULTILINE)
     ignored = (REPO / ".dockerignore").read_text().splitlines()
-    assert "!executor/bentham_executor/" in ignored and "!operator/" in ignored, "both packages reach the build"
+    assert {"!requirements-executor.lock", "!wheelhouse/"} <= set(ignored), "the lock and the wheels reach the build"
