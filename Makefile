@@ -66,12 +66,12 @@ lock: install ## Resolve pyproject.toml into requirements-dev.lock, requirements
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 
 .PHONY: wheelhouse
-wheelhouse: ## The image locks' wheels and the project's own wheel into wheelhouse/ (what the Dockerfiles install).
-	$(PYTHON) hack/images.py wheelhouse
+wheelhouse: install ## The image locks' wheels and the project's own wheel into wheelhouse/ (what the Dockerfiles install).
+	$(BIN)/python hack/images.py wheelhouse
 
 .PHONY: image
-image: ## Build the operator's, the reference executor's and the stand-in executor's images (buildah); load them into the real node if it runs.
-	$(PYTHON) hack/images.py build
+image: install ## Build the operator's, the reference executor's and the stand-in executor's images (buildah); load them into the real node if it runs.
+	$(BIN)/python hack/images.py build
 
 .PHONY: e2e
 e2e: install ## End to end on the real node: build and load the images, helm install the chart, run studies of real executor pods.
@@ -123,10 +123,10 @@ chart-crd: ## Copy the CRD into the Helm chart (after `make crd`; a unit test fa
 	cp crds/bentham.io_studies.yaml charts/bentham-operator/crds/bentham.io_studies.yaml
 
 .PHONY: chart-test
-chart-test: install ## Only the shipping tests: image lint, manifests, chart, GitOps, install docs, kubectl plugin.
+chart-test: install ## Only the shipping tests: image lint, manifests, chart, GitOps, kubectl plugin, legal hold (the install docs run in `make e2e`).
 	$(BIN)/pytest tests/unit/test_manifests.py tests/unit/test_argocd_health.py tests/unit/test_kubectl_study.py \
 		tests/integration/test_chart.py tests/integration/test_gitops.py tests/integration/test_kubectl_plugin.py \
-		tests/integration/test_install_docs.py tests/integration/test_legal_hold.py
+		tests/integration/test_legal_hold.py
 
 .PHONY: legal-hold-policy
 legal-hold-policy: ## Regenerate the legal-hold admission policy (manifests/ and the chart) from hack/legal_hold_policy.py.
