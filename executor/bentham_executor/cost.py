@@ -8,16 +8,15 @@ the operator's setting) laid over the built-in one is honoured here too when it 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN
 from pathlib import Path
 
 from bentham.api.manifest import SurfaceId
+from bentham.core.money import micro_usd, usd
 from bentham.core.pricing import PricingInvalid, PricingTable, builtin_pricing, pricing_with_overrides
 from bentham_executor.attempt import ConfigurationError
 
 PRICING_VARIABLE = "BENTHAM_PRICING_FILE"
-# Costs are reported to the micro-dollar, so sums of them stay exact.
-MICRO_USD = Decimal("0.000001")
 
 
 def pricing_table(env: Mapping[str, str]) -> PricingTable:
@@ -39,6 +38,6 @@ def default_model(table: PricingTable, surface: str) -> str | None:
 
 
 def request_cost_usd(table: PricingTable, surface: str, model: str, *, input_tokens: int, output_tokens: int) -> float:
-    """USD of one request, to the micro-dollar."""
+    """USD of one request, to the micro-dollar (so the operator's integer micro-dollar sums are exact)."""
     cost = table.request_cost(SurfaceId(surface), model, input_tokens=input_tokens, output_tokens=output_tokens)
-    return float(cost.quantize(MICRO_USD, rounding=ROUND_HALF_EVEN))
+    return usd(micro_usd(cost, rounding=ROUND_HALF_EVEN))

@@ -242,7 +242,7 @@ def test_a_2x2x2_study_completes_from_real_termination_messages(release: Cluster
     assert final["progress"]["summary"] == "8/8"
     # Each attempt's costUsd exists only in the stand-in's termination message: eight were read.
     assert final["cost"]["attempts"] == 8
-    assert final["cost"]["totalUsd"] == pytest.approx(0.008)
+    assert final["cost"]["totalMicroUsd"] == 8 * 1_000 and final["cost"]["totalUsd"] == 0.008
     assert sorted(job_creates(release, e2e_namespace).values()) == [1] * 8
 
 
@@ -424,9 +424,10 @@ def test_an_api_study_of_the_reference_executor_runs_on_the_real_node_with_its_e
         assert relative.startswith(f"answers/{uid}/")
         assert hashlib.sha256(stored).hexdigest() == reference["sha256"]
         assert json.loads(stored)["response"], "evidence level full keeps the whole response"
-    # status.cost is exactly the sum of what the attempts reported.
-    reported = sum((Decimal(repr(message["costUsd"])) for message in passed), Decimal(0))
-    assert Decimal(repr(final["cost"]["totalUsd"])) == reported and final["cost"]["attempts"] == 8
+    # status.cost is exactly the sum of what the attempts reported, carried in whole micro-dollars.
+    reported = sum((Decimal(repr(message["costUsd"])).scaleb(6) for message in passed), Decimal(0))
+    assert final["cost"]["totalMicroUsd"] == reported == int(reported) and final["cost"]["attempts"] == 8
+    assert Decimal(repr(final["cost"]["totalUsd"])).scaleb(6) == reported
     # Each call left its pod through its location's proxy, and the keys came from the Secret.
     assert sorted(location for location, _, _ in through) == sorted(["us-nyc", "uk-lon"] * 4)
     for dialect in (OPENAI, ANTHROPIC):

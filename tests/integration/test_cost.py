@@ -109,7 +109,13 @@ def test_reported_costs_of_passed_and_failed_attempts_sum_into_the_status(
     # openai-api: 4 cells pass at the first attempt, 4 x 0.25 = 1.00; grok: 4 cells fail both attempts,
     # 8 x 0.1 = 0.80; 12 attempts, each counted once however often the operator saw its Job.
     assert status["progress"]["bySurface"]["grok"]["failed"] == 4
-    assert status["cost"] == {"totalUsd": 1.8, "bySurface": {"openai-api": 1.0, "grok": 0.8}, "attempts": 12}
+    assert status["cost"] == {
+        "totalMicroUsd": 1_800_000,
+        "bySurfaceMicroUsd": {"openai-api": 1_000_000, "grok": 800_000},
+        "totalUsd": 1.8,
+        "bySurface": {"openai-api": 1.0, "grok": 0.8},
+        "attempts": 12,
+    }
 
 
 def test_each_attempts_cost_counts_once_across_repeated_kill_9_of_the_operator(
@@ -155,6 +161,8 @@ def test_each_attempts_cost_counts_once_across_repeated_kill_9_of_the_operator(
     # over 96 attempts, 12.0 per surface, whichever passes recorded them and however often they ran.
     assert [record.attempts for record in records] == [1, 2] * 32
     assert status["cost"] == {
+        "totalMicroUsd": 24_000_000,
+        "bySurfaceMicroUsd": {"openai-api": 12_000_000, "anthropic-api": 12_000_000},
         "totalUsd": 24.0,
         "bySurface": {"openai-api": 12.0, "anthropic-api": 12.0},
         "attempts": 96,

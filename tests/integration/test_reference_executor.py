@@ -162,13 +162,18 @@ def test_an_api_study_completes_with_the_reference_executor_its_cost_summed_and_
         ("openai-api", "SERVICE_UNAVAILABLE", 0)
     ]
 
-    # status.cost is exactly the sum of what the attempts reported, each counted once.
-    def total(runs: list[Ran]) -> float:
-        return float(sum((Decimal(repr(r.message["costUsd"])) for r in runs), Decimal(0)))
+    # status.cost is exactly the sum of what the attempts reported, each counted once, in micro-dollars.
+    def total(runs: list[Ran]) -> int:
+        micros = sum((Decimal(repr(r.message["costUsd"])).scaleb(6) for r in runs), Decimal(0))
+        assert micros == int(micros), "each reported cost is whole micro-dollars"
+        return int(micros)
 
+    surfaces = (OPENAI.surface, ANTHROPIC.surface)
     assert status["cost"] == {
-        "totalUsd": total(ran),
-        "bySurface": {s: total([r for r in ran if r.surface == s]) for s in (OPENAI.surface, ANTHROPIC.surface)},
+        "totalMicroUsd": total(ran),
+        "bySurfaceMicroUsd": {s: total([r for r in ran if r.surface == s]) for s in surfaces},
+        "totalUsd": total(ran) / 1_000_000,
+        "bySurface": {s: total([r for r in ran if r.surface == s]) / 1_000_000 for s in surfaces},
         "attempts": 9,
     }
     # Every passing attempt's evidence is on the volume, under the study's uid, and matches its digest.

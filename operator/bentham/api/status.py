@@ -132,10 +132,20 @@ class CostEstimate(StatusModel):
 
 
 class ActualCost(StatusModel):
-    """What the executors reported spending: the sum of every recorded attempt's costUsd (docs/cost.md)."""
+    """What the executors reported spending: the sum of every recorded attempt's costUsd (docs/cost.md).
 
-    totalUsd: float = Field(default=0.0, description="USD reported by every attempt so far, failed ones included.")
-    bySurface: dict[str, float] = Field(default_factory=dict, description="USD reported per surface id.")
+    The sums are kept in whole micro-dollars (`totalMicroUsd`, `bySurfaceMicroUsd`), so they are
+    exact however many attempts add to them; the USD fields are the same sums, for reading.
+    """
+
+    totalMicroUsd: int = Field(
+        default=0, ge=0, description="Micro-dollars (USD x 1,000,000) reported by every attempt so far: the exact sum."
+    )
+    bySurfaceMicroUsd: dict[str, int] = Field(
+        default_factory=dict, description="Micro-dollars reported per surface id: the exact sums."
+    )
+    totalUsd: float = Field(default=0.0, description="totalMicroUsd in USD: all attempts so far, failed ones too.")
+    bySurface: dict[str, float] = Field(default_factory=dict, description="bySurfaceMicroUsd in USD, per surface id.")
     attempts: int = Field(default=0, description="Attempts whose reported cost is counted; each counts once.")
 
 

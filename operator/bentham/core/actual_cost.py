@@ -7,44 +7,48 @@ outcome already recorded and adds nothing, and a status lost before its write lo
 the outcome, which the next pass records (and adds) again. The running sums therefore live only
 in the status. Failed attempts count too: the money was spent.
 
-Sums are kept to the micro-dollar in decimal, so adding many small costs never drifts.
+Costs are summed in whole micro-dollars (`core.money`), so adding many small costs never drifts;
+`totalUsd` and `bySurface` are those integers in USD, for reading.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal
 
 from bentham.api.manifest import Manifest
 from bentham.api.status import ActualCost
 from bentham.core.cells import surface_position
+from bentham.core.money import micro_usd, usd
 from bentham.core.outcomes import CellOutcome
-
-MICRO_USD = Decimal("0.000001")
 
 
 def add_reported_costs(
     previous: ActualCost | None, outcomes: Sequence[CellOutcome], manifest: Manifest
 ) -> ActualCost | None:
     """`previous` plus the cost of each newly recorded attempt that reported one; None while none has."""
-    reported = [outcome for outcome in outcomes if outcome.cost_usd is not None]
+    reported = [outcome for outcome in outcomes if outcome.cost_micro_usd is not None]
     if not reported:
         return previous
-    total = _usd(previous.totalUsd) if previous is not None else Decimal(0)
-    by_surface = {surface: _usd(usd) for surface, usd in previous.bySurface.items()} if previous is not None else {}
+    total, by_surface = _sums(previous)
     for outcome in reported:
-        assert outcome.cost_usd is not None
-        cost = _usd(outcome.cost_usd)
+        assert outcome.cost_micro_usd is not None
         surface = manifest.surfaces[surface_position(manifest, outcome.cell_index)].id.value
-        total += cost
-        by_surface[surface] = by_surface.get(surface, Decimal(0)) + cost
+        total += outcome.cost_micro_usd
+        by_surface[surface] = by_surface.get(surface, 0) + outcome.cost_micro_usd
     return ActualCost(
-        totalUsd=float(total),
-        bySurface={surface: float(usd) for surface, usd in by_surface.items()},
+        totalMicroUsd=total,
+        bySurfaceMicroUsd=by_surface,
+        totalUsd=usd(total),
+        bySurface={surface: usd(micros) for surface, micros in by_surface.items()},
         attempts=(previous.attempts if previous is not None else 0) + len(reported),
     )
 
 
-def _usd(amount: float) -> Decimal:
-    """A float amount as the decimal it was written as, to the micro-dollar."""
-    return Decimal(repr(amount)).quantize(MICRO_USD, rounding=ROUND_HALF_UP)
+def _sums(previous: ActualCost | None) -> tuple[int, dict[str, int]]:
+    """The micro-dollar sums so far; a status written before they existed is read from its USD figures."""
+    if previous is None:
+        return 0, {}
+    if previous.bySurface and not previous.bySurfaceMicroUsd:
+        by_surface = {surface: micro_usd(amount) for surface, amount in previous.bySurface.items()}
+        return micro_usd(previous.totalUsd), by_surface
+    return previous.totalMicroUsd, dict(previous.bySurfaceMicroUsd)

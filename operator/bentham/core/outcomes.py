@@ -41,8 +41,8 @@ class CellOutcome:
     verdict: Verdict
     result: Literal["completed", "retrying", "failed"]
     """What the attempt meant; a blocked cell failed (until a person reopens it)."""
-    cost_usd: float | None = None
-    """What the executor reported the attempt cost (`costUsd`), if it did."""
+    cost_micro_usd: int | None = None
+    """What the executor reported the attempt cost (`costUsd`), in micro-dollars, if it did."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def record_outcomes(
             gates=gates,
             evidence_level=evidence_level,
         )
-        verdict, cost = assessment.verdict, assessment.cost_usd
+        verdict, cost = assessment.verdict, assessment.cost_micro_usd
         finished.append(job.name)
         if verdict.passed:
             updated[job.cell_index] = record.moved(CellState.COMPLETED)

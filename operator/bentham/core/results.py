@@ -15,8 +15,9 @@ Quality-gate failures (too short, not actual content, missing evidence) are retr
 surfaces answer differently every time, so a new attempt may well pass. `maxRetriesPerCell`
 bounds what that costs.
 
-`costUsd`, when reported, is what the attempt spent (USD, 0 to 1,000,000): the operator adds it to
-`status.cost` once, when it records the attempt's outcome, whatever the verdict.
+`costUsd`, when reported, is what the attempt spent (USD, 0 to 1,000,000): the operator takes it to
+the micro-dollar (`core.money`) and adds it to `status.cost` once, when it records the attempt's
+outcome, whatever the verdict.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bentham.api.results import MAX_RESULT_BYTES as MAX_RESULT_BYTES
 from bentham.api.results import CellError as CellError
 from bentham.api.results import CellResult as CellResult
 from bentham.api.results import Evidence as Evidence
+from bentham.core.money import micro_usd
 from bentham.core.refusals import JOB_NAME_TAKEN, JOB_REJECTED
 
 # The original's codes never worth retrying: the same request fails the same way again.
@@ -113,8 +115,8 @@ class Assessment:
     """A finished attempt: the verdict on it, and what its executor reported spending."""
 
     verdict: Verdict
-    cost_usd: float | None = None
-    """`costUsd` of a readable result; None when the result does not say (or cannot be read)."""
+    cost_micro_usd: int | None = None
+    """`costUsd` of a readable result in micro-dollars; None when the result does not say (or cannot be read)."""
 
 
 def assess_attempt(
@@ -137,7 +139,8 @@ def assess_attempt(
                                           retryable=failure_reason == JOB_NAME_TAKEN))  # fmt: skip
     result = read_result(termination_message)
     if isinstance(result, CellResult):
-        return Assessment(judge_result(result, gates, evidence_level), result.costUsd)
+        cost = micro_usd(result.costUsd) if result.costUsd is not None else None
+        return Assessment(judge_result(result, gates, evidence_level), cost)
     if phase == "failed":
         why = failure_reason or "the executor's Job failed"
         detail = f": {_snippet(termination_message)}" if termination_message and termination_message.strip() else ""

@@ -218,10 +218,11 @@ def test_judge_result_applies_gates_in_order() -> None:
     assert judge_result(parsed, QualityGates(minResponseLength=10), EvidenceLevel.FULL).reason == "NotActualContent"
 
 
-def cost_of(message: str | None, phase: Literal["succeeded", "failed"] = "succeeded") -> float | None:
+def cost_of(message: str | None, phase: Literal["succeeded", "failed"] = "succeeded") -> int | None:
+    """The attempt's reported cost, in micro-dollars."""
     return assess_attempt(
         phase=phase, termination_message=message, failure_reason=None, gates=GATES, evidence_level=METADATA
-    ).cost_usd
+    ).cost_micro_usd
 
 
 def with_cost(usd: object, message: str | None = None) -> str:
@@ -229,10 +230,10 @@ def with_cost(usd: object, message: str | None = None) -> str:
 
 
 def test_an_attempt_reports_its_cost_whatever_its_verdict() -> None:
-    assert cost_of(with_cost(0.0042)) == 0.0042
-    assert cost_of(with_cost(3)) == 3.0
-    assert cost_of(with_cost(0.01, result(success=False, code="TIMEOUT")), phase="failed") == 0.01
-    assert cost_of(with_cost(0.01, result(actual=False))) == 0.01
+    assert cost_of(with_cost(0.0042)) == 4_200
+    assert cost_of(with_cost(3)) == 3_000_000
+    assert cost_of(with_cost(0.01, result(success=False, code="TIMEOUT")), phase="failed") == 10_000
+    assert cost_of(with_cost(0.01, result(actual=False))) == 10_000
     assert cost_of(result()) is None
     assert cost_of(with_cost(None)) is None, "null is not reported"
     assert cost_of(None, phase="failed") is None
