@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections import deque
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -51,12 +55,21 @@ class _LocalServer:
     """A threaded HTTP server on a free port, serving while `running()`."""
 
     _server: _Server
+    _scheme = "http"
 
     @property
     def url(self) -> str:
-        """http://HOST:PORT"""
+        """http://HOST:PORT (https:// when it serves TLS)"""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
+
+    def serve_tls(self, certificate: Path, key: Path) -> Self:
+        """Speak HTTPS with this certificate (before `running()`), as the real services do."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate, key)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "https"
+        return self
 
     @contextmanager
     def running(self) -> Iterator[Self]:
@@ -120,10 +133,11 @@ class WireService(_LocalServer):
 
 
 class RecordingProxy(_LocalServer):
-    """An HTTP forward proxy named for a location (absolute-form requests, as clients send plain HTTP to a proxy).
+    """An HTTP forward proxy named for a location, as a real egress proxy works.
 
-    It relays each request to its target and records (its name, the target's host:port, the path):
-    a test reads off which location a call really went through.
+    Plain HTTP comes as absolute-form requests, which it relays; HTTPS comes as `CONNECT host:port`,
+    which it answers by tunnelling bytes it cannot read. Either way it records (its name, the
+    target's host:port, the path or "CONNECT"): a test reads off which location a call went through.
     """
 
     def __init__(self, name: str, log: list[tuple[str, str, str]], host: str = "127.0.0.1") -> None:
@@ -157,10 +171,52 @@ class RecordingProxy(_LocalServer):
             do_POST = _relay
             do_GET = _relay
 
+            def do_CONNECT(self) -> None:
+                host, _, port = self.path.rpartition(":")
+                log.append((proxy.name, self.path, "CONNECT"))
+                try:
+                    upstream = socket.create_connection((host, int(port)), timeout=30)
+                except OSError as error:
+                    self.send_error(502, f"cannot reach {self.path}: {error}")
+                    return
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                _tunnel(self.connection, upstream)
+                self.close_connection = True
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = _Server((host, 0), Handler)
+
+
+def _tunnel(client: socket.socket, upstream: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    with upstream:
+        sockets = [client, upstream]
+        while True:
+            readable, _, _ = select.select(sockets, [], [], 30)
+            if not readable:
+                return
+            for source in readable:
+                try:
+                    data = source.recv(65536)
+                except OSError:  # a client that refused the certificate resets the tunnel
+                    return
+                if not data:
+                    return
+                (upstream if source is client else client).sendall(data)
+
+
+def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate for `host` and its key (openssl): trusted by a client given it as its CA file."""
+    certificate, key = folder / "service.crt", folder / "service.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={host}",
+         "-addext", f"subjectAltName=IP:{host}", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return certificate, key
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ import yaml
 from bentham_executor.run import EXIT_MISCONFIGURED, run_attempt
 from tests.executor.dialects import DIALECTS, OPENAI, Dialect
 from tests.executor.helpers import env_for
-from tests.executor.servers import RecordingProxy, WireService, free_port
+from tests.executor.servers import RecordingProxy, WireService, free_port, self_signed_certificate
 
 LOCATIONS = ("us-nyc", "uk-lon")
 
@@ -53,6 +53,47 @@ def test_each_cell_asks_through_its_own_locations_proxy(
 
     assert [(name, host) for name, host, _ in log] == [("us-nyc", target), ("uk-lon", target)]
     assert len(service.received) == 2
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.surface)
+def test_an_https_surface_is_asked_through_a_connect_tunnel_of_the_locations_proxy(
+    dialect: Dialect,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    proxies: tuple[dict[str, str], list[tuple[str, str, str]]],
+) -> None:
+    """The real services are HTTPS: the SDK opens a CONNECT tunnel through the proxy and speaks TLS inside it."""
+    urls, log = proxies
+    certificate, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))  # the client trusts the local service, as a CA bundle would
+    with WireService().serve_tls(certificate, key).running() as service:
+        service.script(dialect.good())
+        mapping = [{"name": "BENTHAM_PROXY_MAP_FILE", "value": map_file(tmp_path, urls)}]
+        target = service.url.removeprefix("https://")
+
+        outcome = run_attempt(env_for(dialect, service.url, tmp_path, locations=LOCATIONS, env=mapping, cell_index=1))
+
+        assert outcome.result.success, outcome.result.error
+        assert log == [("uk-lon", target, "CONNECT")], "one tunnel, through the cell's location; the path stays secret"
+        assert len(service.received) == 1, "the request went through the tunnel, once"
+
+
+def test_an_https_service_the_client_does_not_trust_is_a_network_error_not_an_answer(
+    tmp_path: Path, proxies: tuple[dict[str, str], list[tuple[str, str, str]]]
+) -> None:
+    urls, log = proxies
+    certificate, key = self_signed_certificate(tmp_path)
+    with WireService().serve_tls(certificate, key).running() as service:
+        service.script(OPENAI.good())
+        mapping = [{"name": "BENTHAM_PROXY_MAP_FILE", "value": map_file(tmp_path, urls)}]
+
+        outcome = run_attempt(env_for(OPENAI, service.url, tmp_path, locations=LOCATIONS, env=mapping))
+
+    error = outcome.result.error
+    assert error is not None and error.code == "NETWORK_ERROR" and error.retryable, error
+    assert "TLS certificate is not trusted" in error.message and "CERTIFICATE_VERIFY_FAILED" in error.message
+    assert [(name, kind) for name, _, kind in log] == [("us-nyc", "CONNECT")] * len(log) and log
+    assert service.received == [], "nothing was sent over a connection the client could not verify"
 
 
 def test_a_location_the_map_does_not_name_is_refused_rather_than_asked_from_elsewhere(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,11 +55,25 @@ def transport_failure(error: BaseException, connection: Connection) -> SurfaceFa
         cause = cause.__cause__ or cause.__context__
     if isinstance(cause, httpx2.TimeoutException) or "timed out" in str(error).lower():
         return SurfaceFailure(TIMEOUT, f"no answer within {connection.timeout_s:.1f} s: {error}")
+    if _caused_by(error, ssl.SSLCertVerificationError):  # through a proxy too: the tunnel is not at fault
+        return SurfaceFailure(
+            NETWORK_ERROR,
+            f"the surface's TLS certificate is not trusted (a private CA goes in SSL_CERT_FILE): {cause or error}",
+        )
     if isinstance(cause, httpx2.ProxyError) or (connection.proxied and isinstance(cause, httpx2.ConnectError)):
         return SurfaceFailure(PROXY_ERROR, f"the location's proxy failed: {cause}")
     if isinstance(cause, httpx2.TransportError):
         return SurfaceFailure(NETWORK_ERROR, f"could not reach the surface: {cause}")
     return None
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def now() -> datetime:
