@@ -39,9 +39,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from bentham.api.status import Checkpoint
 from bentham.core.timestamps import parse_rfc3339, rfc3339_millis, truncate_to_millis
+
+if TYPE_CHECKING:
+    from bentham.core.tally import Tally
 
 FORMAT_VERSION = 1
 MAX_ATTEMPTS = 31
@@ -208,6 +212,8 @@ class Derived:
     checkpoint_timestamp: str | None
     records: tuple[CellRecord, ...]
     """The cell records that checkpoint packs (decoding 100,000 of them is most of a pass)."""
+    tally: Tally | None = None
+    """Their counts (`core.tally`), which the next decision advances instead of counting again."""
 
     def packs(self, checkpoint: Checkpoint) -> bool:
         """Whether these are the records `checkpoint` packs."""

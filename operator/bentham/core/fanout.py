@@ -8,7 +8,7 @@ keeps the number of cells waiting to retry (and so the checkpoint) small.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +18,7 @@ from bentham.core.cells import surface_position
 from bentham.core.checkpoint import CellRecord, CellState
 from bentham.core.decision import JobToCreate
 from bentham.core.ordering import StartOrder
+from bentham.core.tally import Tally
 
 
 def in_flight_limit(spec: StudySpec, parallelism: int) -> int:
@@ -53,11 +54,6 @@ def effective_parallelism(executor: Executor, current: int | None) -> int:
     return executor.parallelism
 
 
-def in_flight(records: Sequence[CellRecord]) -> int:
-    """Cells with an attempt running."""
-    return sum(1 for record in records if record.state is CellState.RUNNING)
-
-
 @dataclass(frozen=True)
 class PerSurface:
     """execution.concurrencyPerSurface: at most `limit` cells of one surface in flight."""
@@ -74,12 +70,15 @@ def cells_to_start(
     capacity: int,
     now: datetime,
     per_surface: PerSurface | None = None,
+    running: Collection[int] | None = None,
 ) -> list[int]:
-    """Up to `capacity` cells to start now, in the order they should start."""
+    """Up to `capacity` cells to start now, in the order they should start; `running`: the cells in flight."""
     chosen: list[int] = []
     busy: Counter[int] = Counter()
     if per_surface is not None:
-        busy.update(per_surface.surface_of(i) for i, record in enumerate(records) if record.state is CellState.RUNNING)
+        if running is None:
+            running = [i for i, record in enumerate(records) if record.state is CellState.RUNNING]
+        busy.update(per_surface.surface_of(i) for i in running)
     for group in (order.required, order.optional):
         for wanted in (_retry_due, _never_started):
             for index in group:
@@ -104,10 +103,12 @@ class Started:
     jobs: list[JobToCreate]
     retry_in: float | None
     """Seconds until the next retry falls due, if one will."""
+    counted: Tally
+    """The tally of `records`."""
 
 
 def start_cells(
-    records: Sequence[CellRecord],
+    counted: Tally,
     order: StartOrder,
     *,
     parallelism: int,
@@ -115,20 +116,28 @@ def start_cells(
     now: datetime,
     per_surface: PerSurface | None = None,
 ) -> Started:
-    """Fills the free slots in `order`: each chosen cell's next attempt runs, as `job_of(cell, attempt)`."""
-    updated = list(records)
+    """Fills the free slots in `order` of the cells `counted` tallies: each chosen cell's next attempt
+    runs, as `job_of(cell, attempt)`."""
+    updated = list(counted.records)
     jobs = []
-    capacity = parallelism - in_flight(updated)
-    for index in cells_to_start(updated, order, capacity=capacity, now=now, per_surface=per_surface):
+    capacity = parallelism - counted.in_flight
+    chosen = cells_to_start(
+        updated, order, capacity=capacity, now=now, per_surface=per_surface, running=counted.running
+    )
+    for index in chosen:
         updated[index] = updated[index].moved(CellState.RUNNING, attempts=updated[index].attempts + 1)
         jobs.append(job_of(index, updated[index].attempts))
-    upcoming = next_retry(updated, now=now)
-    return Started(updated, jobs, (upcoming - now).total_seconds() if upcoming is not None else None)
+    after = counted.advanced(updated)
+    upcoming = next_retry(after, now=now)
+    return Started(updated, jobs, (upcoming - now).total_seconds() if upcoming is not None else None, after)
 
 
-def next_retry(records: Sequence[CellRecord], *, now: datetime) -> datetime | None:
+def next_retry(counted: Tally, *, now: datetime) -> datetime | None:
     """The earliest retry still in the future, if any."""
-    upcoming = [r.retry_at for r in records if r.retry_at is not None and r.retry_at > now]
+    records = counted.records
+    upcoming = [
+        retry_at for i in counted.retry_waiting if (retry_at := records[i].retry_at) is not None and retry_at > now
+    ]
     return min(upcoming, default=None)
 
 

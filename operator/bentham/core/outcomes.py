@@ -30,6 +30,7 @@ from bentham.core.checkpoint import MAX_ATTEMPTS, SETTLED_STATES, CellRecord, Ce
 from bentham.core.decision import ObservedJob
 from bentham.core.results import Verdict, assess_attempt
 from bentham.core.retries import DEFAULT_RETRY, may_retry, retry_at
+from bentham.core.tally import Tally
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,8 @@ def record_outcomes(
     return Bookkeeping(records=updated, finished_jobs=finished, outcomes=outcomes)
 
 
-def running_without_job(records: Sequence[CellRecord], jobs: Sequence[ObservedJob]) -> list[int]:
+def running_without_job(counted: Tally, jobs: Sequence[ObservedJob]) -> list[int]:
     """Cells whose running attempt has no Job: created-then-lost, or not yet in the cache."""
     observed = {(job.cell_index, job.attempt) for job in jobs}
-    return [
-        index
-        for index, record in enumerate(records)
-        if record.state is CellState.RUNNING and (index, record.attempts) not in observed
-    ]
+    records = counted.records
+    return sorted(index for index in counted.running if (index, records[index].attempts) not in observed)

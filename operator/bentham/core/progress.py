@@ -12,32 +12,25 @@ from collections.abc import Sequence
 
 from bentham.api.manifest import Manifest
 from bentham.api.status import CellCounts, Progress
-from bentham.core.checkpoint import CellRecord, CellState
+from bentham.core.checkpoint import CellRecord
+from bentham.core.tally import FIELDS as _FIELDS
+from bentham.core.tally import Tally
 
-# Which CellCounts field a cell in each state adds to.
-_COUNTED_AS: dict[CellState, str] = {
-    CellState.PENDING: "pending",
-    CellState.RETRY_WAIT: "pending",
-    CellState.RUNNING: "executing",
-    CellState.COMPLETED: "completed",
-    CellState.FAILED: "failed",
-    CellState.BLOCKED: "failed",
-    CellState.SKIPPED: "skipped",
-}
-_FIELDS = ("completed", "failed", "executing", "pending", "skipped", "blocked")
+
+def slice_count(manifest: Manifest) -> int:
+    """The study's slices (surfaces x locations): what a `Tally` of its records counts by."""
+    return len(manifest.surfaces) * len(manifest.locations)
 
 
 def progress_of(manifest: Manifest, records: Sequence[CellRecord]) -> Progress:
-    """The study's progress from its cell records (one per cell, in index order)."""
+    """The study's progress from its cell records (one per cell, in index order), counted afresh."""
+    return progress_from(manifest, Tally.of(records, slice_count(manifest)))
+
+
+def progress_from(manifest: Manifest, counted: Tally) -> Progress:
+    """The study's progress from the tally of its cell records."""
     surfaces, locations = len(manifest.surfaces), len(manifest.locations)
-    # Count per (surface position, location position) once; slices are sums of those.
-    tallies = [[dict.fromkeys(_FIELDS, 0) for _ in range(locations)] for _ in range(surfaces)]
-    for index, record in enumerate(records):
-        surface_position, location_position = divmod(index % (surfaces * locations), locations)
-        tally = tallies[surface_position][location_position]
-        tally[_COUNTED_AS[record.state]] += 1
-        if record.state is CellState.BLOCKED:
-            tally["blocked"] += 1
+    tallies = [[counted.slice_counts(s * locations + loc) for loc in range(locations)] for s in range(surfaces)]
 
     required = set(manifest.required_surface_ids)
     by_surface = {
@@ -48,7 +41,7 @@ def progress_of(manifest: Manifest, records: Sequence[CellRecord]) -> Progress:
         location.id.value: _counts([tallies[s][loc] for s in range(surfaces)], required=None)
         for loc, location in enumerate(manifest.locations)
     }
-    total = len(records)
+    total = len(counted.records)
     overall = {name: sum(getattr(counts, name) for counts in by_surface.values()) for name in _FIELDS}
     rate = overall["completed"] / total if total else 0.0
     return Progress(

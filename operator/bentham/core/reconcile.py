@@ -44,7 +44,6 @@ from bentham.api.validation import Invalid, validate_spec
 from bentham.core.actual_cost import add_reported_costs
 from bentham.core.cell_events import cell_events
 from bentham.core.checkpoint import (
-    CellRecord,
     CheckpointUnreadable,
     Derived,
     aborted,
@@ -68,7 +67,6 @@ from bentham.core.executor_policy import ExecutorPolicy, within_policy
 from bentham.core.fanout import (
     Started,
     effective_parallelism,
-    in_flight,
     in_flight_limit,
     per_surface_limit,
     start_cells,
@@ -89,7 +87,7 @@ from bentham.core.notifications import StudyIdentity, cell_failed_notes
 from bentham.core.ordering import open_start_order
 from bentham.core.outcomes import record_outcomes, running_without_job
 from bentham.core.pricing import PricingTable
-from bentham.core.progress import progress_of
+from bentham.core.progress import progress_from, slice_count
 from bentham.core.retries import conditions_of, retry_policy
 from bentham.core.running_time import running_time_of
 from bentham.core.spec_hold import hold, release
@@ -97,6 +95,7 @@ from bentham.core.states import is_terminal
 from bentham.core.study_status import Tracking
 from bentham.core.success_rate import low_success
 from bentham.core.summary import Given, Pass, end_early, summarise
+from bentham.core.tally import Tally
 from bentham.core.timestamps import as_utc
 
 __all__ = ["Decision", "Derived", "JobToCreate", "Notification", "ObservedJob", "StudyEvent", "decide"]
@@ -181,7 +180,9 @@ def decide(
         f"{len(manifest.locations)} locations = {manifest.cell_count} cells"
     )
     watched = watched_of(manifest, previous, running_time_of(previous), now)
-    given = Given(this, validation.spec, validation.warnings, stored, watched, matrix, pricing)
+    checkpoint = previous.checkpoint
+    counted = derived.tally if derived is not None and checkpoint is not None and derived.packs(checkpoint) else None
+    given = Given(this, validation.spec, validation.warnings, stored, watched, matrix, pricing, counted)
     return _advance(life, given, created_at, jobs, every_job)
 
 
@@ -216,6 +217,7 @@ def _advance(
     )
     life.announce(cell_events(book.outcomes, manifest), cell_failed_notes(book.outcomes, manifest))
     records = book.records
+    tally = given.counted.advanced(records) if given.counted is not None else Tally.of(records, slice_count(manifest))
     intervention = acknowledgement.step.intervention
     failures = consecutive_failures(acknowledgement.step.failures, book.outcomes, manifest, policy)
     parallelism = effective_parallelism(spec.executor, previous.parallelism)
@@ -232,20 +234,21 @@ def _advance(
 
     if spec.cancel is not None:
         life.end(StudyState.CANCELLED, "Cancelled", f"Cancelled: {spec.cancel.reason}")
-        return summarise(life, given, aborted(records), tracking, delete=every_job)
-    progress = progress_of(manifest, records)
+        return summarise(life, given, aborted(records), tracking, counted=tally, delete=every_job)
+    progress = progress_from(manifest, tally)
     threshold = manifest.completionCriteria.requiredSurfaces.coverageThreshold
     if short := shortfalls(progress, threshold):
         reasons = "; ".join(s.describe() for s in short)
         message = f"A required surface can no longer reach its coverage threshold: {reasons}"
         life.end(StudyState.FAILED, "RequiredSurfaceUnreachable", message)
-        return summarise(life, given, aborted(records), tracking, delete=every_job)
+        return summarise(life, given, aborted(records), tracking, counted=tally, delete=every_job)
 
     life.start(paused=spec.paused, cells=len(records))
     end = given.watched.end
     if progress.skippedCells and not is_past(end, now):
         records = unskip(records)  # the end moved later: skipped cells may run after all
-        progress = progress_of(manifest, records)
+        tally = tally.advanced(records)
+        progress = progress_from(manifest, tally)
     running_seconds = tracking.running.at(now)
     figures = figures_of(
         end, manifest, created_at=created_at, progress=progress, running_seconds=running_seconds, now=now
@@ -258,14 +261,15 @@ def _advance(
         if past.action == "complete":
             # Cells not started never will; those in flight finish and are recorded first.
             records = skip_open(records)
-            progress = progress_of(manifest, records)
+            tally = tally.advanced(records)
+            progress = progress_from(manifest, tally)
             if progress.executingCells == 0:
                 checking = f"{end.name.capitalize()} has passed; checking coverage"
                 life.complete(completed_at_deadline(progress, end), checking=checking)
-                return summarise(life, given, records, tracking, delete=every_job, missed=missed)
+                return summarise(life, given, records, tracking, counted=tally, delete=every_job, missed=missed)
         if past.action == "fail":
             life.end(StudyState.FAILED, past.reason, past.message)
-            return summarise(life, given, aborted(records), tracking, delete=every_job, missed=missed)
+            return summarise(life, given, aborted(records), tracking, counted=tally, delete=every_job, missed=missed)
         if past.action == "ask":
             intervention, event, note = ask_for_person(
                 intervention, asking, reason=past.reason, cause="deadline", what=past.message, stop=True
@@ -276,7 +280,7 @@ def _advance(
     life.announce(blocking.events, blocking.notes)
     intervention = blocking.intervention
     waiting = intervention.message if intervention is not None else None
-    life.follow(paused=spec.paused, waiting=waiting, in_flight=in_flight(records))
+    life.follow(paused=spec.paused, waiting=waiting, in_flight=tally.in_flight)
 
     watch = watch_deadline(figures, given.watched, policy, missed=missed, now=now)
     life.announce(watch.events, watch.notes)
@@ -305,13 +309,14 @@ def _advance(
         )  # fmt: skip
 
     # Running attempts whose Job is missing are recreated under the same name, even while paused.
-    create = [job_of(index, records[index].attempts) for index in running_without_job(records, jobs)]
-    started = Started(records, [], None)
+    create = [job_of(index, records[index].attempts) for index in running_without_job(tally, jobs)]
+    started = Started(records, [], None, tally)
     if may_start:
-        started = _complete_or_start(life, given, records, progress, intervention, change.parallelism, job_of)
-    low = low_success(started.records, manifest.completionCriteria.minSuccessRate)
+        started = _complete_or_start(life, given, tally, progress, intervention, change.parallelism, job_of)
+    low = low_success(started.counted, manifest.completionCriteria.minSuccessRate)
     return summarise(
-        life, given, started.records, tracking, create=create + started.jobs, delete=book.finished_jobs,
+        life, given, started.records, tracking, counted=started.counted, create=create + started.jobs,
+        delete=book.finished_jobs,
         retry_in=started.retry_in, watch=watch, missed=missed, low=low,
     )  # fmt: skip
 
@@ -319,7 +324,7 @@ def _advance(
 def _complete_or_start(
     life: Lifecycle,
     given: Given,
-    records: list[CellRecord],
+    counted: Tally,
     progress: Progress,
     intervention: Intervention | None,
     parallelism: int,
@@ -330,11 +335,11 @@ def _complete_or_start(
         # Every cell ran (or was skipped); a surface waiting for a person keeps the study open.
         if intervention is None:
             life.complete(f"Complete: {tally(progress)}")
-        return Started(records, [], None)
+        return Started(list(counted.records), [], None, counted)
     blocked = intervention.blockedSurfaces if intervention is not None else []
     manifest = given.spec.manifest
     order = open_start_order(manifest, blocked, seed=given.this.study.uid)
     return start_cells(
-        records, order, parallelism=in_flight_limit(given.spec, parallelism), job_of=job_of, now=given.this.now,
+        counted, order, parallelism=in_flight_limit(given.spec, parallelism), job_of=job_of, now=given.this.now,
         per_surface=per_surface_limit(manifest),
     )  # fmt: skip

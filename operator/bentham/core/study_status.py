@@ -19,9 +19,10 @@ from bentham.api.status import (
 from bentham.core.checkpoint import CellRecord, write_checkpoint
 from bentham.core.conditions import AT_RISK, clip, condition_of, conditions_for, with_condition
 from bentham.core.lifecycle import Lifecycle, state_message
-from bentham.core.progress import progress_of
+from bentham.core.progress import progress_from
 from bentham.core.running_time import RunningTime, is_running, running_time_of
 from bentham.core.states import STATE_REASONS, is_terminal
+from bentham.core.tally import Tally
 from bentham.core.timestamps import rfc3339
 
 
@@ -35,6 +36,8 @@ class RecordedCells:
     in_flight_jobs: list[str]
     matrix: MatrixFingerprint
     """The cell matrix the records are about."""
+    counted: Tally
+    """The tally of `records`."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def compose_status(
     progress, checkpoint, matrix = previous.progress, previous.checkpoint, previous.matrix
     if cells is not None:
         matrix = cells.matrix
-        progress = progress_of(cells.manifest, cells.records)
+        progress = progress_from(cells.manifest, cells.counted)
         checkpoint = write_checkpoint(
             cells.records,
             previous=previous.checkpoint,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bentham.core.checkpoint import CellRecord, CellState
+from bentham.core.tally import Tally
 
 LOW_SUCCESS_RATE = "LowSuccessRate"
 MIN_FINISHED = 10
@@ -50,9 +51,14 @@ def success_rate_of(records: Sequence[CellRecord]) -> SuccessRate:
     return SuccessRate(passed, finished)
 
 
-def low_success(records: Sequence[CellRecord], minimum: float) -> LowSuccess | None:
+def success_rate_from(counted: Tally) -> SuccessRate:
+    """Passed attempts over finished attempts, from the records' tally."""
+    return SuccessRate(counted.completed, counted.finished_attempts)
+
+
+def low_success(counted: Tally, minimum: float) -> LowSuccess | None:
     """The warning, while enough attempts have ended and too few of them passed; else None."""
-    rate = success_rate_of(records)
+    rate = success_rate_from(counted)
     if rate.finished < MIN_FINISHED or rate.share >= minimum:
         return None
     return LowSuccess(

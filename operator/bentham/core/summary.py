@@ -13,7 +13,7 @@ from datetime import datetime
 
 from bentham.api.spec import StudySpec
 from bentham.api.status import MatrixFingerprint, StudyState, StudyStatus
-from bentham.core.checkpoint import CellRecord, CellState, Derived, as_checkpointed
+from bentham.core.checkpoint import CellRecord, Derived, as_checkpointed
 from bentham.core.deadline_watch import DeadlineWatch, Watched, requeue_after, shown_deadline
 from bentham.core.decision import Decision, JobToCreate
 from bentham.core.estimate import estimate_cost
@@ -25,6 +25,7 @@ from bentham.core.pricing import PricingTable
 from bentham.core.states import is_terminal
 from bentham.core.study_status import RecordedCells, Tracking, compose_status
 from bentham.core.success_rate import LowSuccess
+from bentham.core.tally import Tally
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,8 @@ class Given:
     """The spec's cell matrix, the one the study started with."""
     pricing: PricingTable | None = None
     """The table the cost estimate is priced from; None: the built-in one."""
+    counted: Tally | None = None
+    """The tally of `stored`, left by the last decision (`Derived.tally`), if it still holds."""
 
 
 def summarise(
@@ -59,6 +62,7 @@ def summarise(
     records: Sequence[CellRecord],
     tracking: Tracking,
     *,
+    counted: Tally,
     create: Sequence[JobToCreate] = (),
     delete: Sequence[str],
     retry_in: float | None = None,
@@ -67,6 +71,8 @@ def summarise(
     low: LowSuccess | None = None,
 ) -> Decision:
     """The decision of a study whose cells were read: its status records `records`.
+
+    `counted` is a tally of an earlier list of the same cells, advanced here to `records`.
 
     `watch` is this decision's deadline watch, if it got that far; `missed` whether the deadline
     counts as missed now (as before, if not given); `low` the success-rate warning, if any.
@@ -83,17 +89,16 @@ def summarise(
     )
     life.announce(shown.events)
     message = waiting_message(tracking.intervention, life.current, this.study.name)
+    counted = counted.advanced(records)
     in_flight = [
-        job_name(this.study.name, this.study.uid, index, record.attempts)
-        for index, record in enumerate(records)
-        if record.state is CellState.RUNNING
+        job_name(this.study.name, this.study.uid, index, records[index].attempts) for index in sorted(counted.running)
     ]
     status = compose_status(
         life,
         previous=this.previous,
         generation=this.generation,
         now=this.now,
-        cells=RecordedCells(manifest, records, given.stored, in_flight, given.matrix),
+        cells=RecordedCells(manifest, records, given.stored, in_flight, given.matrix, counted),
         warnings=given.warnings,
         tracking=dataclasses.replace(tracking, deadline=shown.fresh, at_risk=shown.condition, message=message),
         # Estimated once, in the study's first status: later edits or a new table do not move it.
@@ -107,7 +112,8 @@ def summarise(
     checkpoint = status.checkpoint
     derived = None
     if checkpoint is not None and checkpoint.cells:
-        derived = Derived(checkpoint.cells, checkpoint.timestamp, as_checkpointed(records, checkpoint))
+        checkpointed = as_checkpointed(records, checkpoint)
+        derived = Derived(checkpoint.cells, checkpoint.timestamp, checkpointed, counted.advanced(checkpointed))
     return Decision(
         status=status,
         create=list(create),

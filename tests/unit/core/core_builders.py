@@ -15,7 +15,17 @@ from typing import Any
 
 from bentham.api.manifest import Manifest
 from bentham.api.spec import StudySpec
-from bentham.core import Decision, ExecutorPolicy, Held, JobToCreate, Notification, ObservedJob, StudyEvent, decide
+from bentham.core import (
+    Decision,
+    Derived,
+    ExecutorPolicy,
+    Held,
+    JobToCreate,
+    Notification,
+    ObservedJob,
+    StudyEvent,
+    decide,
+)
 from bentham.core.write_plan import StudyVersion, plan_write, status_to_decide_from
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -187,8 +197,10 @@ class Study:
     executor_policy: ExecutorPolicy | None = None
     """The operator admin's policy, as the worker passes it (None: the default, which allows nothing extra)."""
 
-    def decide(self, now: datetime = T0, *, jobs: Sequence[ObservedJob] | None = None) -> Decided:
-        """Calls the decider on the current world, without applying anything."""
+    def decide(
+        self, now: datetime = T0, *, jobs: Sequence[ObservedJob] | None = None, derived: Derived | None = None
+    ) -> Decided:
+        """Calls the decider on the current world, without applying anything; `derived` as the worker keeps it."""
         return Decided(
             decide(
                 name=self.name,
@@ -201,6 +213,7 @@ class Study:
                 jobs=list(self.jobs.values()) if jobs is None else list(jobs),
                 now=now,
                 executor_policy=self.executor_policy,
+                derived=derived,
             )
         )
 

@@ -19,7 +19,7 @@ from core_builders import T0, Decided, Study, failed, make_spec, result, running
 
 from bentham.api.spec import StudySpec
 from bentham.api.status import StudyStatus
-from bentham.core.checkpoint import CellState, read_records
+from bentham.core.checkpoint import CellState, Derived, read_records
 from bentham.core.decision import JobToCreate, ObservedJob
 from bentham.core.write_plan import plan_write
 
@@ -104,6 +104,8 @@ def run(seed: int, *, weights: list[int], threshold: float, max_retries: int = 3
     kwok = FakeKwok(seed, weights)
     rng = random.Random(seed)
     now = 0.0
+    derived: Derived | None = None
+    reused = 0
     for _ in range(2_000):
         waiting = (study.status or {}).get("intervention")
         if waiting is not None and waiting.get("ack") == study.spec.get("interventionAck"):
@@ -112,6 +114,12 @@ def run(seed: int, *, weights: list[int], threshold: float, max_retries: int = 3
         kwok.tick(study, now)
         decision = study.decide(T0 + timedelta(seconds=now))
         assert study.decide(T0 + timedelta(seconds=now)) == decision  # deterministic
+        # What the last decision left (its records and their tally, advanced rather than recounted) changes
+        # nothing: the same decision as from the status alone, whether or not its status was written.
+        assert study.decide(T0 + timedelta(seconds=now), derived=derived) == decision
+        checkpoint = StudyStatus.model_validate(study.status or {}).checkpoint
+        reused += derived is not None and checkpoint is not None and derived.packs(checkpoint)
+        derived = decision.decision.derived
         apply(study, kwok, decision, now, rng)
         in_flight = [j for j in study.jobs.values() if j.phase == "running"]
         assert len(in_flight) <= 5, "more than parallelism in flight"
@@ -120,6 +128,7 @@ def run(seed: int, *, weights: list[int], threshold: float, max_retries: int = 3
         now += rng.uniform(0.2, 3)
     else:
         pytest.fail(f"seed {seed}: the study never ended: {study.status and study.status['message']}")
+    assert reused > 0, "the decider was given what the last decision left, and could use it"
     return study, kwok
 
 
