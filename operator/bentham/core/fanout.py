@@ -71,16 +71,24 @@ def cells_to_start(
     now: datetime,
     per_surface: PerSurface | None = None,
     running: Collection[int] | None = None,
+    retry_waiting: Collection[int] | None = None,
 ) -> list[int]:
-    """Up to `capacity` cells to start now, in the order they should start; `running`: the cells in flight."""
+    """Up to `capacity` cells to start now, in the order they should start.
+
+    `running` and `retry_waiting` are the cells in flight and waiting to retry, when known (a `Tally`
+    keeps them): with no retry due, the order is not walked looking for one.
+    """
     chosen: list[int] = []
     busy: Counter[int] = Counter()
     if per_surface is not None:
         if running is None:
             running = [i for i, record in enumerate(records) if record.state is CellState.RUNNING]
         busy.update(per_surface.surface_of(i) for i in running)
+    kinds: tuple[Callable[[CellRecord, datetime], bool], ...] = (_retry_due, _never_started)
+    if retry_waiting is not None and not any(_retry_due(records[index], now) for index in retry_waiting):
+        kinds = (_never_started,)
     for group in (order.required, order.optional):
-        for wanted in (_retry_due, _never_started):
+        for wanted in kinds:
             for index in group:
                 if len(chosen) >= capacity:
                     return chosen
@@ -122,8 +130,9 @@ def start_cells(
     jobs = []
     capacity = parallelism - counted.in_flight
     chosen = cells_to_start(
-        updated, order, capacity=capacity, now=now, per_surface=per_surface, running=counted.running
-    )
+        updated, order, capacity=capacity, now=now, per_surface=per_surface,
+        running=counted.running, retry_waiting=counted.retry_waiting,
+    )  # fmt: skip
     for index in chosen:
         updated[index] = updated[index].moved(CellState.RUNNING, attempts=updated[index].attempts + 1)
         jobs.append(job_of(index, updated[index].attempts))
