@@ -11,10 +11,8 @@ It never fails, holds or slows a study: coverage and the deadline decide that.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bentham.core.checkpoint import CellRecord, CellState
 from bentham.core.tally import Tally
 
 LOW_SUCCESS_RATE = "LowSuccessRate"
@@ -40,15 +38,6 @@ class LowSuccess:
     """Without figures, for the AtRisk condition: it changes only when the verdict does."""
     message: str
     """With today's figures, for the event announcing it."""
-
-
-def success_rate_of(records: Sequence[CellRecord]) -> SuccessRate:
-    """Passed attempts over finished attempts."""
-    passed = finished = 0
-    for record in records:
-        finished += record.attempts - (record.state is CellState.RUNNING)
-        passed += record.state is CellState.COMPLETED
-    return SuccessRate(passed, finished)
 
 
 def success_rate_from(counted: Tally) -> SuccessRate:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from core_builders import Study, at, failed, make_spec, result, succeeded
 
 from bentham.core.checkpoint import CellRecord, CellState
-from bentham.core.success_rate import MIN_FINISHED, success_rate_of
+from bentham.core.success_rate import MIN_FINISHED, success_rate_from
+from bentham.core.tally import Tally
 
 
 def test_the_rate_is_passed_attempts_over_finished_ones_in_flight_not_counted() -> None:
@@ -15,7 +16,7 @@ def test_the_rate_is_passed_attempts_over_finished_ones_in_flight_not_counted() 
         CellRecord(CellState.FAILED, 3),
         CellRecord(CellState.PENDING, 0),
     ]
-    rate = success_rate_of(records)
+    rate = success_rate_from(Tally.of(records, slice_count=1))
     assert (rate.passed, rate.finished) == (1, 7)
 
 
