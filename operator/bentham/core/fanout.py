@@ -107,7 +107,7 @@ def cells_to_start(
 class Started:
     """The cells started by one decision, and when the next retry falls due."""
 
-    records: list[CellRecord]
+    records: Sequence[CellRecord]
     jobs: list[JobToCreate]
     retry_in: float | None
     """Seconds until the next retry falls due, if one will."""
@@ -126,19 +126,19 @@ def start_cells(
 ) -> Started:
     """Fills the free slots in `order` of the cells `counted` tallies: each chosen cell's next attempt
     runs, as `job_of(cell, attempt)`."""
-    updated = list(counted.records)
-    jobs = []
+    records = counted.records
     capacity = parallelism - counted.in_flight
     chosen = cells_to_start(
-        updated, order, capacity=capacity, now=now, per_surface=per_surface,
+        records, order, capacity=capacity, now=now, per_surface=per_surface,
         running=counted.running, retry_waiting=counted.retry_waiting,
     )  # fmt: skip
-    for index in chosen:
-        updated[index] = updated[index].moved(CellState.RUNNING, attempts=updated[index].attempts + 1)
-        jobs.append(job_of(index, updated[index].attempts))
-    after = counted.advanced(updated)
+    starting = {
+        index: records[index].moved(CellState.RUNNING, attempts=records[index].attempts + 1) for index in chosen
+    }
+    jobs = [job_of(index, record.attempts) for index, record in starting.items()]
+    after = counted.changed(starting)
     upcoming = next_retry(after, now=now)
-    return Started(updated, jobs, (upcoming - now).total_seconds() if upcoming is not None else None, after)
+    return Started(after.records, jobs, (upcoming - now).total_seconds() if upcoming is not None else None, after)
 
 
 def next_retry(counted: Tally, *, now: datetime) -> datetime | None:

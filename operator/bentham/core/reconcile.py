@@ -310,7 +310,7 @@ def _advance(
 
     # Running attempts whose Job is missing are recreated under the same name, even while paused.
     create = [job_of(index, records[index].attempts) for index in running_without_job(tally, jobs)]
-    started = Started(records, [], None, tally)
+    started = Started(tally.records, [], None, tally)
     if may_start:
         started = _complete_or_start(life, given, tally, progress, intervention, change.parallelism, job_of)
     low = low_success(started.counted, manifest.completionCriteria.minSuccessRate)
@@ -335,7 +335,7 @@ def _complete_or_start(
         # Every cell ran (or was skipped); a surface waiting for a person keeps the study open.
         if intervention is None:
             life.complete(f"Complete: {tally(progress)}")
-        return Started(list(counted.records), [], None, counted)
+        return Started(counted.records, [], None, counted)
     blocked = intervention.blockedSurfaces if intervention is not None else []
     manifest = given.spec.manifest
     order = open_start_order(manifest, blocked, seed=given.this.study.uid)

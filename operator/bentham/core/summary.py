@@ -113,7 +113,9 @@ def summarise(
     derived = None
     if checkpoint is not None and checkpoint.cells:
         checkpointed = as_checkpointed(records, checkpoint)
-        derived = Derived(checkpoint.cells, checkpoint.timestamp, checkpointed, counted.advanced(checkpointed))
+        # Only retry times move to the checkpoint's milliseconds: the cells waiting to retry are all that changed.
+        tally = counted.changed({index: checkpointed[index] for index in counted.retry_waiting})
+        derived = Derived(checkpoint.cells, checkpoint.timestamp, tally.records, tally)
     return Decision(
         status=status,
         create=list(create),

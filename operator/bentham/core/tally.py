@@ -14,7 +14,7 @@ counted afresh from the same records.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import is_not
@@ -67,6 +67,15 @@ class Tally:
         if len(later) != len(self.records):
             return Tally.of(later, self.slice_count)
         return self._moved(later, compress(range(len(later)), map(is_not, self.records, later)), fresh=False)
+
+    def changed(self, changes: Mapping[int, CellRecord]) -> Tally:
+        """The tally once the records at these indices are replaced: for a caller that knows what it changed."""
+        if not changes:
+            return self
+        later = list(self.records)
+        for index, record in changes.items():
+            later[index] = record
+        return self._moved(tuple(later), changes.keys(), fresh=False)
 
     def _moved(self, later: tuple[CellRecord, ...], changed: Iterable[int], *, fresh: bool) -> Tally:
         counts = list(self.counts)
