@@ -110,13 +110,33 @@ def fresh_records(cell_count: int) -> list[CellRecord]:
 
 def pack_cells(records: Sequence[CellRecord], *, base: datetime) -> str:
     """The packed form of `records`; retry times are stored relative to `base` (whole ms)."""
+    return _pack(
+        bytes([record.state << 5 | record.attempts for record in records]),
+        [record.retry_at for record in records if record.retry_at is not None],
+        [(index, record.spent) for index, record in enumerate(records) if record.spent],
+        base=base,
+    )
+
+
+def pack_tally(counted: Tally, *, base: datetime) -> str:
+    """The packed form of the tally's records (`pack_cells`), from what the tally keeps: no record is visited
+    but those waiting to retry and those reopened."""
+    records = counted.records
+    return _pack(
+        counted.codes,
+        [records[index].retry_at for index in sorted(counted.retry_waiting)],
+        [(index, records[index].spent) for index in sorted(counted.reopened)],
+        base=base,
+    )
+
+
+def _pack(codes: bytes, retry_times: list[datetime | None], reopened: list[tuple[int, int]], *, base: datetime) -> str:
     start = truncate_to_millis(base)
-    raw = bytearray(_varint(len(records)))
-    raw.extend(record.state << 5 | record.attempts for record in records)
-    for record in records:
-        if record.retry_at is not None:
-            raw.extend(_varint(max(0, _millis(record.retry_at - start))))
-    reopened = [(index, record.spent) for index, record in enumerate(records) if record.spent]
+    raw = bytearray(_varint(len(codes)))
+    raw.extend(codes)
+    for retry_at in retry_times:
+        assert retry_at is not None
+        raw.extend(_varint(max(0, _millis(retry_at - start))))
     if reopened:
         raw.extend(_varint(len(reopened)))
         last = -1
@@ -249,33 +269,44 @@ def write_checkpoint(
     previous_records: Sequence[CellRecord] | None,
     in_flight: list[str],
     now: datetime,
+    counted: Tally | None = None,
 ) -> Checkpoint:
-    """The checkpoint of `records`: the previous one unchanged when no record changed."""
-    if previous is not None and previous_records is not None and list(previous_records) == list(records):
+    """The checkpoint of `records`: the previous one unchanged when no record changed.
+
+    `counted`, a tally of `records` when the caller has one, packs them without visiting each.
+    """
+    if previous is not None and previous_records is not None and _same(previous_records, records):
         return previous.model_copy(update={"inFlight": in_flight})
     written = truncate_to_millis(now)
     return Checkpoint(
         version=FORMAT_VERSION,
         sequence=(previous.sequence if previous is not None else 0) + 1,
         timestamp=rfc3339_millis(written),
-        cells=pack_cells(records, base=written),
+        cells=pack_tally(counted, base=written) if counted is not None else pack_cells(records, base=written),
         inFlight=in_flight,
     )
 
 
-def as_checkpointed(records: Sequence[CellRecord], checkpoint: Checkpoint) -> tuple[CellRecord, ...]:
-    """`records` exactly as `checkpoint`, which packs them, reads back: retry times in its whole milliseconds."""
+def _same(before: Sequence[CellRecord], after: Sequence[CellRecord]) -> bool:
+    """Whether two lists of records are equal (list comparison takes records that are the same objects as equal,
+    without comparing them)."""
+    return before is after or (len(before) == len(after) and list(before) == list(after))
+
+
+def checkpointed_retries(counted: Tally, checkpoint: Checkpoint) -> dict[int, CellRecord]:
+    """The cells waiting to retry exactly as `checkpoint`, which packs the tally's records, reads them back:
+    their retry times in its whole milliseconds. No other record changes in the round trip."""
     if not checkpoint.timestamp:
-        return tuple(records)
+        return {}
     start = truncate_to_millis(parse_rfc3339(checkpoint.timestamp))
-    return tuple(
-        record
-        if record.retry_at is None
-        else record.moved(
+    records = counted.records
+    return {
+        index: record.moved(
             record.state, retry_at=start + timedelta(milliseconds=max(0, _millis(record.retry_at - start)))
         )
-        for record in records
-    )
+        for index in counted.retry_waiting
+        if (record := records[index]).retry_at is not None
+    }
 
 
 def _millis(delta: timedelta) -> int:

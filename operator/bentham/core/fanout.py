@@ -3,12 +3,17 @@
 Required surfaces' cells go before optional ones'. Within each group, cells whose retry is due
 go first, then never-started cells, each in the fair start order: finishing begun cells first
 keeps the number of cells waiting to retry (and so the checkpoint) small.
+
+What a pass costs does not grow with the study: due retries are found among the cells waiting to
+retry (the `Tally` keeps them), and never-started cells by walking the order from its frontier
+(`tally.Frontier`: how far the last walk found no cell waiting for its first start), so a pass
+looks at the cells it starts and at most those it passes over for a busy surface.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +23,7 @@ from bentham.core.cells import surface_position
 from bentham.core.checkpoint import CellRecord, CellState
 from bentham.core.decision import JobToCreate
 from bentham.core.ordering import StartOrder
-from bentham.core.tally import Tally
+from bentham.core.tally import Frontier, Tally
 
 
 def in_flight_limit(spec: StudySpec, parallelism: int) -> int:
@@ -70,37 +75,67 @@ def cells_to_start(
     capacity: int,
     now: datetime,
     per_surface: PerSurface | None = None,
-    running: Collection[int] | None = None,
-    retry_waiting: Collection[int] | None = None,
 ) -> list[int]:
-    """Up to `capacity` cells to start now, in the order they should start.
+    """Up to `capacity` cells to start now, in the order they should start, the records counted afresh."""
+    return _choose(Tally.of(records, 1), order, capacity=capacity, now=now, per_surface=per_surface)[0]
 
-    `running` and `retry_waiting` are the cells in flight and waiting to retry, when known (a `Tally`
-    keeps them): with no retry due, the order is not walked looking for one.
+
+def _choose(
+    counted: Tally, order: StartOrder, *, capacity: int, now: datetime, per_surface: PerSurface | None
+) -> tuple[list[int], Frontier]:
+    """Up to `capacity` cells to start now, and the frontier of `order` once they have started.
+
+    Due retries are found among the cells waiting to retry, not by walking the order; never-started
+    cells by walking each group of the order from the tally's frontier (its start, if the tally
+    has none for this order), past cells that are running or settled.
     """
+    records = counted.records
     chosen: list[int] = []
     busy: Counter[int] = Counter()
     if per_surface is not None:
-        if running is None:
-            running = [i for i, record in enumerate(records) if record.state is CellState.RUNNING]
-        busy.update(per_surface.surface_of(i) for i in running)
-    kinds: tuple[Callable[[CellRecord, datetime], bool], ...] = (_retry_due, _never_started)
-    if retry_waiting is not None and not any(_retry_due(records[index], now) for index in retry_waiting):
-        kinds = (_never_started,)
-    for group in (order.required, order.optional):
-        for wanted in kinds:
-            for index in group:
-                if len(chosen) >= capacity:
-                    return chosen
-                if not wanted(records[index], now):
-                    continue
-                if per_surface is not None:
-                    surface = per_surface.surface_of(index)
-                    if busy[surface] >= per_surface.limit:
-                        continue
-                    busy[surface] += 1
-                chosen.append(index)
-    return chosen
+        busy.update(per_surface.surface_of(i) for i in counted.running)
+
+    def take(index: int) -> bool:
+        """Chooses `index` unless its surface is at its limit."""
+        if per_surface is not None:
+            surface = per_surface.surface_of(index)
+            if busy[surface] >= per_surface.limit:
+                return False
+            busy[surface] += 1
+        chosen.append(index)
+        return True
+
+    frontier = counted.frontier
+    if frontier is None or frontier.order is not order:
+        frontier = Frontier(order, 0, 0)
+    starts = [frontier.required, frontier.optional]
+    due = _due_retries(counted, order, now)
+    offset = 0
+    for number, group in enumerate((order.required, order.optional)):
+        for index in due:
+            if len(chosen) >= capacity:
+                break
+            if offset <= order.positions[index] < offset + len(group):
+                take(index)
+        position, skipped = starts[number], None
+        while position < len(group) and len(chosen) < capacity:
+            index = group[position]
+            if records[index].state is CellState.PENDING and not take(index) and skipped is None:
+                skipped = position  # still waiting, for its surface: the next walk begins here
+            position += 1
+        starts[number] = skipped if skipped is not None else position
+        offset += len(group)
+    return chosen, Frontier(order, *starts)
+
+
+def _due_retries(counted: Tally, order: StartOrder, now: datetime) -> list[int]:
+    """The cells whose retry is due, in `order`: only the cells waiting to retry are visited."""
+    records = counted.records
+    due = [index for index in counted.retry_waiting if _retry_due(records[index], now)]
+    if not due:
+        return []
+    positions = order.positions
+    return sorted((index for index in due if index in positions), key=positions.__getitem__)
 
 
 @dataclass(frozen=True)
@@ -128,15 +163,12 @@ def start_cells(
     runs, as `job_of(cell, attempt)`."""
     records = counted.records
     capacity = parallelism - counted.in_flight
-    chosen = cells_to_start(
-        records, order, capacity=capacity, now=now, per_surface=per_surface,
-        running=counted.running, retry_waiting=counted.retry_waiting,
-    )  # fmt: skip
+    chosen, frontier = _choose(counted, order, capacity=capacity, now=now, per_surface=per_surface)
     starting = {
         index: records[index].moved(CellState.RUNNING, attempts=records[index].attempts + 1) for index in chosen
     }
     jobs = [job_of(index, record.attempts) for index, record in starting.items()]
-    after = counted.changed(starting)
+    after = counted.changed(starting).found(frontier)
     upcoming = next_retry(after, now=now)
     return Started(after.records, jobs, (upcoming - now).total_seconds() if upcoming is not None else None, after)
 
@@ -152,7 +184,3 @@ def next_retry(counted: Tally, *, now: datetime) -> datetime | None:
 
 def _retry_due(record: CellRecord, now: datetime) -> bool:
     return record.state is CellState.RETRY_WAIT and record.retry_at is not None and record.retry_at <= now
-
-
-def _never_started(record: CellRecord, now: datetime) -> bool:
-    return record.state is CellState.PENDING

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 from bentham.api.manifest import Manifest, SurfaceOptions
@@ -55,10 +56,17 @@ def job_name(study_name: str, study_uid: str, cell_index: int, attempt: int) -> 
     """
     if cell_index < 0 or attempt < 1:
         raise ValueError(f"no Job for cell {cell_index}, attempt {attempt}")
-    suffix = f"-{short_hash(study_uid)}-c{cell_index}-a{attempt}"
-    # Study names are DNS subdomains: dots become dashes so the Job name is also a DNS label.
-    prefix = _NOT_NAME_CHARS.sub("-", study_name.lower())[: DNS_LABEL_MAX - len(suffix)].strip("-")
+    name, uid_hash = _study_part(study_name, study_uid)
+    suffix = f"-{uid_hash}-c{cell_index}-a{attempt}"
+    prefix = name[: DNS_LABEL_MAX - len(suffix)].strip("-")
     return f"{prefix or 'study'}{suffix}"
+
+
+@lru_cache(maxsize=1024)
+def _study_part(study_name: str, study_uid: str) -> tuple[str, str]:
+    """What a study gives its Jobs' names (every pass names its Jobs in flight): its name as a DNS label
+    (dots and other characters become dashes), and the hash of its uid."""
+    return _NOT_NAME_CHARS.sub("-", study_name.lower()), short_hash(study_uid)
 
 
 def build_job(

@@ -17,10 +17,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from bentham.api.manifest import ExecutionOrder, Manifest
-from bentham.core.cells import surface_position
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,11 @@ class StartOrder:
     @property
     def all(self) -> tuple[int, ...]:
         return self.required + self.optional
+
+    @cached_property
+    def positions(self) -> dict[int, int]:
+        """Each cell's place in the order: required cells from 0, optional ones after them."""
+        return {index: position for position, index in enumerate(self.all)}
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class _Shape:
 
 def start_order(manifest: Manifest, seed: str = "") -> StartOrder:
     """The start order of the manifest's cells; `seed` (the study's uid) draws a shuffled query order."""
+    return _open_order(*_shape_of(manifest, seed), frozenset())
+
+
+def _shape_of(manifest: Manifest, seed: str) -> tuple[_Shape, tuple[int, ...], tuple[int, ...]]:
+    """What the start order of a manifest depends on: its shape, and its required and optional surfaces."""
     required = set(manifest.required_surface_ids)
     positions = range(len(manifest.surfaces))
     execution = manifest.execution
@@ -56,7 +65,7 @@ def start_order(manifest: Manifest, seed: str = "") -> StartOrder:
         queries = tuple(sorted(queries, key=lambda q: hashlib.sha256(f"{seed}/{q}".encode()).digest()))
     kind = execution.executionOrder if execution is not None and execution.executionOrder else None
     shape = _Shape(queries, len(manifest.surfaces), len(manifest.locations), kind or ExecutionOrder.ROUND_ROBIN)
-    return _start_order(
+    return (
         shape,
         tuple(p for p in positions if manifest.surfaces[p].id in required),
         tuple(p for p in positions if manifest.surfaces[p].id not in required),
@@ -87,13 +96,25 @@ def _group_order(shape: _Shape, surface_positions: tuple[int, ...]) -> tuple[int
 
 
 def open_start_order(manifest: Manifest, blocked: Collection[str], seed: str = "") -> StartOrder:
-    """The start order without the cells of `blocked` surfaces (ids), which start nothing."""
-    order = start_order(manifest, seed)
+    """The start order without the cells of `blocked` surfaces (ids), which start nothing.
+
+    Passes over one study ask for the same order again and again, and get the same object: what is
+    kept beside an order (its positions, the frontier a `Tally` keeps) then holds across passes.
+    """
+    positions = frozenset(p for p, s in enumerate(manifest.surfaces) if s.id.value in blocked)
+    return _open_order(*_shape_of(manifest, seed), positions)
+
+
+@lru_cache(maxsize=64)
+def _open_order(
+    shape: _Shape, required: tuple[int, ...], optional: tuple[int, ...], blocked: frozenset[int]
+) -> StartOrder:
+    order = _start_order(shape, required, optional)
     if not blocked:
         return order
-    positions = {p for p, s in enumerate(manifest.surfaces) if s.id.value in blocked}
+    cells_per_surface = shape.locations
 
     def open_(index: int) -> bool:
-        return surface_position(manifest, index) not in positions
+        return (index // cells_per_surface) % shape.surfaces not in blocked
 
     return StartOrder(required=tuple(filter(open_, order.required)), optional=tuple(filter(open_, order.optional)))

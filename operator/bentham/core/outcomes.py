@@ -52,6 +52,8 @@ class Bookkeeping:
     finished_jobs: list[str]
     """Jobs whose outcome `records` holds (or that are not ours to run): delete after the write."""
     outcomes: list[CellOutcome]
+    changes: dict[int, CellRecord]
+    """The records that changed, by index: a `Tally` of the records before is advanced by these alone."""
 
 
 def record_outcomes(
@@ -76,6 +78,7 @@ def record_outcomes(
     updated = list(records)
     finished: list[str] = []
     outcomes: list[CellOutcome] = []
+    touched: set[int] = set()
     for job in sorted(jobs, key=lambda j: (j.cell_index, j.attempt, j.name)):
         if not 0 <= job.cell_index < len(updated) or not 1 <= job.attempt <= MAX_ATTEMPTS:
             finished.append(job.name)  # Not a cell of this study: nothing to record, nothing to run.
@@ -87,6 +90,7 @@ def record_outcomes(
             finished.append(job.name)
             continue
         updated[job.cell_index] = record
+        touched.add(job.cell_index)
         if job.phase == "running":
             continue
         assessment = assess_attempt(
@@ -111,7 +115,8 @@ def record_outcomes(
             settled = CellState.BLOCKED if waits_for_person(job.cell_index, verdict) else CellState.FAILED
             updated[job.cell_index] = record.moved(settled)
             outcomes.append(CellOutcome(job.cell_index, job.attempt, verdict, "failed", cost))
-    return Bookkeeping(records=updated, finished_jobs=finished, outcomes=outcomes)
+    changes = {index: updated[index] for index in touched if updated[index] is not records[index]}
+    return Bookkeeping(records=updated, finished_jobs=finished, outcomes=outcomes, changes=changes)
 
 
 def running_without_job(counted: Tally, jobs: Sequence[ObservedJob]) -> list[int]:

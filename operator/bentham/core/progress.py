@@ -29,16 +29,15 @@ def progress_of(manifest: Manifest, records: Sequence[CellRecord]) -> Progress:
 
 def progress_from(manifest: Manifest, counted: Tally) -> Progress:
     """The study's progress from the tally of its cell records."""
-    surfaces, locations = len(manifest.surfaces), len(manifest.locations)
-    tallies = [[counted.slice_counts(s * locations + loc) for loc in range(locations)] for s in range(surfaces)]
-
+    width, counts = len(_FIELDS), counted.counts
+    stride = len(manifest.locations) * width  # one surface's slices lie together: each location's are a stride apart
     required = set(manifest.required_surface_ids)
     by_surface = {
-        surface.id.value: _counts([tallies[s][loc] for loc in range(locations)], required=surface.id in required)
+        surface.id.value: _counts(counts[s * stride : (s + 1) * stride], width, required=surface.id in required)
         for s, surface in enumerate(manifest.surfaces)
     }
     by_location = {
-        location.id.value: _counts([tallies[s][loc] for s in range(surfaces)], required=None)
+        location.id.value: _counts(counts[loc * width :], stride, required=None)
         for loc, location in enumerate(manifest.locations)
     }
     total = len(counted.records)
@@ -59,7 +58,8 @@ def progress_from(manifest: Manifest, counted: Tally) -> Progress:
     )
 
 
-def _counts(parts: list[dict[str, int]], *, required: bool | None) -> CellCounts:
-    sums = {name: sum(part[name] for part in parts) for name in _FIELDS}
+def _counts(counts: tuple[int, ...], step: int, *, required: bool | None) -> CellCounts:
+    """The counts of the slices whose fields start every `step` entries of `counts` (`Tally.counts`)."""
+    sums = {name: sum(counts[field::step]) for field, name in enumerate(_FIELDS)}
     total = sum(sums[name] for name in _FIELDS if name != "blocked")  # blocked cells are failed ones
     return CellCounts(total=total, required=required, **sums)

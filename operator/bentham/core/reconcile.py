@@ -39,6 +39,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bentham.api.manifest import Manifest
 from bentham.api.status import Intervention, Progress, StudyState, StudyStatus
 from bentham.api.validation import Invalid, validate_spec
 from bentham.core.actual_cost import add_reported_costs
@@ -85,7 +86,7 @@ from bentham.core.lifecycle import Lifecycle, tally
 from bentham.core.matrix import MATRIX_CHANGED, changed_parts, describe_change, fingerprint_of
 from bentham.core.notifications import StudyIdentity, cell_failed_notes
 from bentham.core.ordering import open_start_order
-from bentham.core.outcomes import record_outcomes, running_without_job
+from bentham.core.outcomes import Bookkeeping, record_outcomes, running_without_job
 from bentham.core.pricing import PricingTable
 from bentham.core.progress import progress_from, slice_count
 from bentham.core.retries import conditions_of, retry_policy
@@ -217,7 +218,7 @@ def _advance(
     )
     life.announce(cell_events(book.outcomes, manifest), cell_failed_notes(book.outcomes, manifest))
     records = book.records
-    tally = given.counted.advanced(records) if given.counted is not None else Tally.of(records, slice_count(manifest))
+    tally = _tally_after(given, manifest, book, acknowledged=acknowledgement.records is not given.stored)
     intervention = acknowledgement.step.intervention
     failures = consecutive_failures(acknowledgement.step.failures, book.outcomes, manifest, policy)
     parallelism = effective_parallelism(spec.executor, previous.parallelism)
@@ -319,6 +320,15 @@ def _advance(
         delete=book.finished_jobs,
         retry_in=started.retry_in, watch=watch, missed=missed, low=low,
     )  # fmt: skip
+
+
+def _tally_after(given: Given, manifest: Manifest, book: Bookkeeping, *, acknowledged: bool) -> Tally:
+    """The tally of the records once the Jobs were recorded: the last decision's advanced, if it left one."""
+    if given.counted is None:
+        return Tally.of(book.records, slice_count(manifest))
+    if not acknowledged:
+        return given.counted.changed(book.changes)  # the Jobs' outcomes are all that changed
+    return given.counted.advanced(book.records)
 
 
 def _complete_or_start(

@@ -99,6 +99,7 @@ def compose_status(
             previous_records=cells.stored,
             in_flight=cells.in_flight_jobs,
             now=now,
+            counted=cells.counted,
         )
     reason = life.reason or STATE_REASONS[life.state]
     message = clip(life.message or tracking.message or state_message(life.state, progress))

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from bentham.api.spec import StudySpec
 from bentham.api.status import MatrixFingerprint, StudyState, StudyStatus
-from bentham.core.checkpoint import CellRecord, Derived, as_checkpointed
+from bentham.core.checkpoint import CellRecord, Derived, checkpointed_retries
 from bentham.core.deadline_watch import DeadlineWatch, Watched, requeue_after, shown_deadline
 from bentham.core.decision import Decision, JobToCreate
 from bentham.core.estimate import estimate_cost
@@ -112,9 +112,8 @@ def summarise(
     checkpoint = status.checkpoint
     derived = None
     if checkpoint is not None and checkpoint.cells:
-        checkpointed = as_checkpointed(records, checkpoint)
-        # Only retry times move to the checkpoint's milliseconds: the cells waiting to retry are all that changed.
-        tally = counted.changed({index: checkpointed[index] for index in counted.retry_waiting})
+        # Only retry times move to the checkpoint's milliseconds: the cells waiting to retry are all that change.
+        tally = counted.changed(checkpointed_retries(counted, checkpoint))
         derived = Derived(checkpoint.cells, checkpoint.timestamp, tally.records, tally)
     return Decision(
         status=status,

@@ -1,7 +1,10 @@
 """What a study's cell records add up to, kept up to date by what changed rather than recounted.
 
 A `Tally` counts one list of records: cells per state in each slice (surface x location), the
-cells in flight and waiting to retry, and the attempts made. `Tally.of` counts a whole list;
+cells in flight and waiting to retry, and the attempts made. It also keeps the checkpoint's byte
+of every cell and the reopened cells, so the checkpoint is packed without visiting every record
+(`checkpoint.pack_tally`), and the frontier of the start order (`Frontier`), so a pass looking for
+cells to start begins where the last one stopped. `Tally.of` counts a whole list;
 `advanced` moves a tally to a later list of the same cells by visiting only the records that
 changed. The decider changes records by replacing them (`CellRecord.moved`), so a record that is
 the same object as before is unchanged, and finding the changed ones is one identity comparison
@@ -15,7 +18,7 @@ counted afresh from the same records.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from itertools import compress
 from operator import is_not
 
@@ -38,6 +41,19 @@ _ADDS: dict[CellState, tuple[int, ...]] = {
 
 
 @dataclass(frozen=True)
+class Frontier:
+    """How far into a start order no cell is waiting for its first start: the walk for cells to start begins here.
+
+    `order` is the start order it was found in (a `core.ordering.StartOrder`), compared by identity;
+    `required` and `optional` are positions in its two groups.
+    """
+
+    order: object
+    required: int
+    optional: int
+
+
+@dataclass(frozen=True)
 class Tally:
     """The counts of `records`, a study's cell records in index order."""
 
@@ -52,12 +68,20 @@ class Tally:
     """Cells waiting to retry."""
     attempts: int
     """Attempts started, over every cell (the running ones included)."""
+    codes: bytes
+    """Per cell, the checkpoint's byte: `state << 5 | attempts`."""
+    reopened: frozenset[int]
+    """Cells a person reopened (attempts spent before it)."""
+    frontier: Frontier | None = field(default=None, compare=False)
+    """Where the last walk of a start order stopped; None once a started cell went back to pending."""
 
     @classmethod
     def of(cls, records: Sequence[CellRecord], slice_count: int) -> Tally:
         """`records` counted afresh."""
-        empty = cls((), slice_count, (0,) * (slice_count * _WIDTH), frozenset(), frozenset(), 0)
-        return empty._moved(tuple(records), range(len(records)), fresh=True)
+        later = tuple(records)
+        codes = bytes([record.state << 5 | record.attempts for record in later])
+        empty = cls((), slice_count, (0,) * (slice_count * _WIDTH), frozenset(), frozenset(), 0, codes, frozenset())
+        return empty._moved(later, range(len(later)), fresh=True)
 
     def advanced(self, records: Sequence[CellRecord]) -> Tally:
         """The tally of `records`, a later list of the same cells, counting only the records that changed."""
@@ -66,7 +90,12 @@ class Tally:
         later = tuple(records)
         if len(later) != len(self.records):
             return Tally.of(later, self.slice_count)
-        return self._moved(later, compress(range(len(later)), map(is_not, self.records, later)), fresh=False)
+        changed = list(compress(range(len(later)), map(is_not, self.records, later)))
+        return self._moved(later, changed, fresh=False) if changed else self
+
+    def found(self, frontier: Frontier) -> Tally:
+        """This tally, knowing the frontier of a start order in its records."""
+        return replace(self, frontier=frontier)
 
     def changed(self, changes: Mapping[int, CellRecord]) -> Tally:
         """The tally once the records at these indices are replaced: for a caller that knows what it changed."""
@@ -79,27 +108,38 @@ class Tally:
 
     def _moved(self, later: tuple[CellRecord, ...], changed: Iterable[int], *, fresh: bool) -> Tally:
         counts = list(self.counts)
-        running, retry_waiting = set(self.running), set(self.retry_waiting)
+        running, retry_waiting, reopened = set(self.running), set(self.retry_waiting), set(self.reopened)
+        codes = self.codes if fresh else bytearray(self.codes)
         attempts = self.attempts
         slice_count = self.slice_count
+        frontier = self.frontier
         for index in changed:
             new = later[index]
             base = (index % slice_count) * _WIDTH
             if not fresh:
                 old = self.records[index]
-                for field in _ADDS[old.state]:
-                    counts[base + field] -= 1
+                for position in _ADDS[old.state]:
+                    counts[base + position] -= 1
                 attempts -= old.attempts
                 running.discard(index)
                 retry_waiting.discard(index)
-            for field in _ADDS[new.state]:
-                counts[base + field] += 1
+                reopened.discard(index)
+                codes[index] = new.state << 5 | new.attempts  # type: ignore[index]  # a bytearray when not fresh
+                if new.state is CellState.PENDING and old.state is not CellState.PENDING:
+                    frontier = None  # a cell waits for a start again: the next walk begins at the start
+            for position in _ADDS[new.state]:
+                counts[base + position] += 1
             attempts += new.attempts
             if new.state is CellState.RUNNING:
                 running.add(index)
             elif new.state is CellState.RETRY_WAIT:
                 retry_waiting.add(index)
-        return Tally(later, slice_count, tuple(counts), frozenset(running), frozenset(retry_waiting), attempts)
+            if new.spent:
+                reopened.add(index)
+        return Tally(
+            later, slice_count, tuple(counts), frozenset(running), frozenset(retry_waiting), attempts,
+            bytes(codes), frozenset(reopened), frontier,
+        )  # fmt: skip
 
     def slice_counts(self, slice_index: int) -> dict[str, int]:
         """The six counts of one slice."""
