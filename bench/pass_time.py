@@ -9,12 +9,18 @@ write plan (`plan_write`) and the status serialised as the API server would rece
 study is brought to a steady state first (parallelism Jobs in flight, a status written and
 read back, the last decision's `Derived` kept as the worker keeps it); then each timed pass
 sees one more Job finished, and starts its successor. Reported: the median and the worst pass,
-and each part's median. No API server is involved: this is the CPU a pass holds the event loop.
+and each part's median. No API server is involved: this is the CPU a pass takes.
+
+Then the first pass after a restart (no `Derived` kept: the checkpoint decoded, every cell
+counted), timed alone and twice more while an event loop ticks every millisecond: once run on
+the loop itself, once as the worker runs it (`workers.decide_off_loop`, in the decision thread).
+`loop_lag_*_ms` is the longest the loop waited for its turn beyond its tick in each case.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import sys
@@ -27,6 +33,7 @@ from typing import Any, TypeVar
 from bench.scenarios import GOOD_RESULT
 from bentham.api.manifest import LocationId, SurfaceId
 from bentham.api.names import GROUP, VERSION
+from bentham.controller.workers import decide_off_loop
 from bentham.core.decision import ObservedJob
 from bentham.core.reconcile import decide
 from bentham.core.sightings import PodSighting, observed_jobs
@@ -96,6 +103,11 @@ def run(queries: int, surfaces: int, locations: int, parallelism: int, passes: i
         for job in plan.create:
             jobs[job.name] = ObservedJob(job.name, job.cell.index, job.attempt, "running", None, None, None)
     timed_parts = {name: round(statistics.median(values[2:]), 2) for name, values in parts.items() if values[2:]}
+    observed = observed_jobs(jobs.values(), messages, now)
+    restart: dict[str, Any] = dict(common, status=body["status"], jobs=observed, now=now)  # no Derived: decoded afresh
+    started = time.perf_counter()
+    decide(**restart)
+    first_pass_ms = (time.perf_counter() - started) * 1000
     return {
         "bench": "pass_time",
         "cells": queries * surfaces * locations,
@@ -106,7 +118,34 @@ def run(queries: int, surfaces: int, locations: int, parallelism: int, passes: i
         "pass_max_ms": round(max(totals), 2),
         **timed_parts,
         "status_kib": round(len(json.dumps(body["status"])) / 1024, 1),
+        "first_pass_ms": round(first_pass_ms, 1),
+        "loop_lag_inline_ms": round(asyncio.run(loop_lag(lambda: _inline(restart))), 1),
+        "loop_lag_thread_ms": round(asyncio.run(loop_lag(lambda: decide_off_loop(**restart))), 1),
     }
+
+
+async def _inline(inputs: dict[str, Any]) -> Any:
+    return decide(**inputs)
+
+
+async def loop_lag(pass_: Callable[[], Any]) -> float:
+    """The longest an event loop ticking every millisecond waited beyond its tick while `pass_()` ran."""
+    worst = 0.0
+    done = False
+
+    async def tick() -> None:
+        nonlocal worst
+        while not done:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            worst = max(worst, (time.perf_counter() - before) * 1000 - 1)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.01)
+    await pass_()
+    done = True
+    await ticker
+    return worst
 
 
 def main(argv: list[str] | None = None) -> int:

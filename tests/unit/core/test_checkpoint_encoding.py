@@ -153,3 +153,14 @@ def test_a_record_refuses_impossible_values() -> None:
         CellRecord(CellState.RETRY_WAIT, 1)
     with pytest.raises(ValueError, match="retry_at is set exactly"):
         CellRecord(CellState.COMPLETED, 1, T0)
+
+
+def test_records_without_a_retry_time_are_shared_and_those_with_one_are_not() -> None:
+    first = CellRecord(CellState.RUNNING, 2).moved(CellState.COMPLETED)
+    second = CellRecord(CellState.RUNNING, 2, spent=0).moved(CellState.COMPLETED)
+    assert first is second and first == CellRecord(CellState.COMPLETED, 2)
+    assert CellRecord(CellState.RUNNING, 2, spent=1).moved(CellState.COMPLETED) == CellRecord(
+        CellState.COMPLETED, 2, spent=1
+    )
+    retrying = [CellRecord(CellState.RUNNING, 1).moved(CellState.RETRY_WAIT, retry_at=T0) for _ in range(2)]
+    assert retrying[0] == retrying[1] and retrying[0] is not retrying[1]
