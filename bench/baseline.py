@@ -1,6 +1,7 @@
 """The floor raw Kubernetes sets: the very same Jobs, created straight through the API, no operator.
 
     python -m bench.baseline --kubeconfig K --namespace NS --studies 1 --cells 3000 --parallelism 100
+    python -m bench.baseline --kubeconfig K --namespace NS --scenario '{"name": "mixed", …}'    (Scenario.to_json)
 
 Each study's Jobs (built by the operator's own `build_job`, under a made-up study uid and with no
 owner) go through a window of `parallelism`: create that many, and on each Job's completion
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.kube import Api, JsonObject, Watch, namespaced
-from bench.scenarios import Scenario, study_body, study_names
+from bench.scenarios import Scenario, plans, study_body
 from bentham.api.spec import StudySpec
 from bentham.core.cells import cell_at
 from bentham.core.jobs import build_job
@@ -35,13 +36,16 @@ USER_AGENT = "bentham-baseline/1"
 POOL_SIZE = 32  # as many connections as the operator's client keeps
 
 
-def planned_jobs(name: str, namespace: str, cells: int, parallelism: int, uid: str = "") -> list[dict[str, Any]]:
+def planned_jobs(
+    name: str, namespace: str, cells: int, parallelism: int, uid: str = "", *, surfaces: int = 4, locations: int = 5
+) -> list[dict[str, Any]]:
     """The first attempt's Job of every cell of the benchmark study `name`, in the operator's start order.
 
     They are the Jobs the operator would create for the study of that uid (a made-up one by
     default), but owned by nothing.
     """
-    spec = StudySpec.model_validate(study_body(name, cells, parallelism)["spec"])
+    body = study_body(name, cells, parallelism, surfaces=surfaces, locations=locations)
+    spec = StudySpec.model_validate(body["spec"])
     uid = uid or str(uuid.uuid4())
     jobs = []
     for index in start_order(spec.manifest).all:
@@ -140,10 +144,15 @@ def run_windows(api: Api, namespace: str, windows: Sequence[Window], timeout_s: 
 
 
 def run_baseline(api: Api, namespace: str, scenario: Scenario, timeout_s: float) -> BaselineResult:
-    """The scenario's Jobs, straight through the API, with each study's window."""
+    """The scenario's Jobs, straight through the API, with each study's window (its companions' too)."""
     windows = [
-        Window(planned_jobs(name, namespace, scenario.cells, scenario.parallelism), scenario.parallelism)
-        for name in study_names(scenario)
+        Window(
+            planned_jobs(
+                plan.name, namespace, plan.cells, plan.parallelism, surfaces=plan.surfaces, locations=plan.locations
+            ),
+            plan.parallelism,
+        )
+        for plan in plans(scenario)
     ]
     before = resource.getrusage(resource.RUSAGE_SELF)
     wall_s = run_windows(api, namespace, windows, timeout_s)
@@ -160,11 +169,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--name", default="baseline", help="the scenario's name: it names the studies")
     parser.add_argument("--studies", type=int, default=1)
-    parser.add_argument("--cells", type=int, required=True, help="cells per study")
-    parser.add_argument("--parallelism", type=int, required=True, help="Jobs in flight per study")
+    parser.add_argument("--cells", type=int, help="cells per study")
+    parser.add_argument("--parallelism", type=int, help="Jobs in flight per study")
+    parser.add_argument(
+        "--scenario",
+        metavar="JSON",
+        help="a whole Scenario (Scenario.to_json: its grid and companions too), instead of --studies/--cells/…",
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
     args = parser.parse_args(argv)
-    scenario = Scenario(args.name, studies=args.studies, cells=args.cells, parallelism=args.parallelism)
+    if args.scenario:
+        scenario = Scenario.from_json(args.scenario)
+    elif args.cells and args.parallelism:
+        scenario = Scenario(args.name, studies=args.studies, cells=args.cells, parallelism=args.parallelism)
+    else:
+        parser.error("either --scenario, or --cells and --parallelism")
     result = run_baseline(Api(args.kubeconfig, USER_AGENT, POOL_SIZE), args.namespace, scenario, args.timeout)
     print(json.dumps(asdict(result)), flush=True)
     return 0

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import subprocess
@@ -36,18 +37,19 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from bench.audit import AuditMark, mark, operator_writes
 from bench.kube import Api, JsonObject, Watch, create_namespace, delete_namespace, is_empty, namespaced, wait_until
-from bench.operator_process import OperatorProcess
+from bench.operator_process import OperatorProcess, ProcessCost
 from bench.profile import Profiler, summarize
 from bench.report import summary, targets
-from bench.scenarios import SCENARIOS, Scenario, study_body, study_names
+from bench.scenarios import SCENARIOS, Scenario, plans, study_names
 from bentham.api.names import GROUP, PLURAL, VERSION
 
 log = logging.getLogger("bench")
@@ -75,6 +77,8 @@ class Bench:
     scale: float = 1.0
     profile_dir: Path | None = None
     """Record the operator with py-spy during each scenario into this directory."""
+    operator_env: Mapping[str, str] = field(default_factory=dict)
+    """Laid over the operator's environment (the smoke test's shorter status interval)."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -142,18 +146,111 @@ def settle(bench: Bench, namespace: str, scenario: Scenario) -> None:
     )
 
 
-def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:
-    """The scenario's Studies, run by a fresh operator; one result."""
-    api, names = bench.api, study_names(scenario)
+class Restart:
+    """Kills the operator (SIGKILL) once `scenario.restart_at` of the cells have completed, and starts a fresh one.
+
+    What it measures: `restart_resume_s`, from the fresh process's start (just before its exec) to
+    the first Job created after the kill, per study still running then (the slowest study's). A
+    Job watch started after the old process is dead and a second has passed (for creates still
+    in flight at the server to land) sees only the new process's Jobs. The first process's cost
+    and counters are kept, to be added to the second's.
+    """
+
+    def __init__(self, bench: Bench, scenario: Scenario, namespace: str) -> None:
+        self.bench, self.namespace = bench, namespace
+        self.threshold = math.ceil((scenario.restart_at or 0) * scenario.total_cells)
+        self.enabled = scenario.restart_at is not None
+        self.done = False
+        self.next_poll = 0.0
+        self.completed_at_kill = 0
+        self.first_cost: ProcessCost | None = None
+        self.first_metrics: dict[str, float] = {}
+        self.killed_at = self.started_at = 0.0
+        self.resumed: Tracker | None = None
+        self.watch: Watch | None = None
+
+    def due(self, operator: OperatorProcess, tracker: Tracker) -> bool:
+        """Whether the operator should be restarted now (its counter polled at most every 0.25 s)."""
+        if not self.enabled or self.done or time.monotonic() < self.next_poll or tracker.all_ended():
+            return False
+        self.next_poll = time.monotonic() + 0.25
+        self.completed_at_kill = int(operator.metrics().get("bentham_cells_completed_total", 0))
+        return self.completed_at_kill >= self.threshold
+
+    def restart(self, operator: OperatorProcess, tracker: Tracker) -> OperatorProcess:
+        """The old process killed, a fresh one started (not waited for: the clock runs from its start)."""
+        self.first_metrics, self.first_cost = operator.metrics(), operator.cost()
+        operator.process.kill()
+        operator.process.wait()
+        self.killed_at = time.monotonic()
+        self.done = True
+        running = [name for name in tracker.state if name not in tracker.ended]
+        log.info(
+            "restart: killed the operator at %d cells completed; %d studies running",
+            self.completed_at_kill,
+            len(running),
+        )
+        time.sleep(1)
+        self.resumed = Tracker(running)
+        self.watch = Watch(
+            self.bench.api,
+            namespaced(self.namespace, "jobs", "batch/v1"),
+            self.resumed.on_job,
+            label_selector=LABEL_STUDY,
+        ).start()
+        self.started_at = time.monotonic()
+        return start_process(self.bench, self.namespace, suffix="-restarted")
+
+    def watch_done(self) -> None:
+        """Stops the resume watch once every running study has a new Job."""
+        if self.watch is not None and self.resumed is not None and self.resumed.all_started():
+            self.watch.stop()
+            self.watch = None
+
+    def stop(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+
+    def result(self) -> dict[str, Any]:
+        if not self.enabled:
+            return {}
+        resumed = self.resumed
+        waits = (
+            [resumed.first_job[n] - self.started_at for n in resumed.state if n in resumed.first_job] if resumed else []
+        )
+        complete = resumed is not None and len(waits) == len(resumed.state)
+        return {
+            "restart_after_cells": self.threshold,
+            "restarted": self.done,
+            "restart_cells_completed_at_kill": self.completed_at_kill if self.done else None,
+            "restart_gap_s": round(self.started_at - self.killed_at, 2) if self.done else None,
+            "restart_resume_s": round(max(waits), 3) if complete and waits else None,
+        }
+
+
+def start_process(bench: Bench, namespace: str, suffix: str = "") -> OperatorProcess:
+    return OperatorProcess(
+        bench.kubeconfig,
+        bench.log_dir / f"operator-{namespace}{suffix}.log",
+        "--namespace",
+        namespace,
+        env=bench.operator_env,
+        serve_metrics=True,
+    )
+
+
+def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:  # noqa: C901
+    """The scenario's Studies, run by a fresh operator (by two, with a restart); one result."""
+    api, study_plans = bench.api, plans(scenario)
+    names = [plan.name for plan in study_plans]
     namespace = bench.namespace(scenario, "operator")
     create_namespace(api, namespace, {"bentham.io/bench": "true"})
-    operator = OperatorProcess(
-        bench.kubeconfig, bench.log_dir / f"operator-{namespace}.log", "--namespace", namespace, serve_metrics=True
-    )
+    operator = start_process(bench, namespace)
     studies_path = namespaced(namespace, PLURAL, f"{GROUP}/{VERSION}")
     tracker = Tracker(names)
     jobs = Watch(api, namespaced(namespace, "jobs", "batch/v1"), tracker.on_job, label_selector=LABEL_STUDY)
     studies = Watch(api, studies_path, tracker.on_study)
+    restart = Restart(bench, scenario, namespace)
     profiler: Profiler | None = None
     try:
         operator.wait_until_live()
@@ -165,9 +262,9 @@ def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:
         if bench.profile_dir:
             profiler = Profiler(operator.pid, bench.profile_dir / f"{scenario.name}.txt")
         started = time.monotonic()
-        for name in names:
-            tracker.created[name] = time.monotonic()
-            api.request("POST", studies_path, body=study_body(name, scenario.cells, scenario.parallelism))
+        for plan in study_plans:
+            tracker.created[plan.name] = time.monotonic()
+            api.request("POST", studies_path, body=plan.body())
         watching_jobs = True
         deadline, next_poll = started + bench.timeout_s(scenario), started + 10
         while not tracker.all_ended():
@@ -176,6 +273,9 @@ def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:
                 watching_jobs = False
             if operator.process.poll() is not None:
                 raise RuntimeError(f"the operator exited with {operator.process.returncode}:\n{operator.log_tail()}")
+            if restart.due(operator, tracker):
+                operator = restart.restart(operator, tracker)
+            restart.watch_done()
             now = time.monotonic()
             if now > deadline:
                 raise TimeoutError(f"not terminal after {now - started:.0f}s: {tracker.state}")
@@ -199,13 +299,22 @@ def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:
     finally:
         jobs.stop()
         studies.stop()
+        restart.stop()
         if profiler:
             profiler.stop()
         operator.stop()
         clean_up(api, namespace)
 
+    if restart.first_cost is not None:  # both processes' cost and counters: the first's until its kill
+        metrics = {name: value + restart.first_metrics.get(name, 0.0) for name, value in metrics.items()}
+        cpu_s = restart.first_cost.cpu_s - cost_before.cpu_s + cost.cpu_s
+        peak_rss_mb = max(restart.first_cost.peak_rss_mb, cost.peak_rss_mb)
+    else:
+        cpu_s, peak_rss_mb = cost.cpu_s - cost_before.cpu_s, cost.peak_rss_mb
     cells, wall_s = scenario.total_cells, ended - started
-    first_jobs = [tracker.first_job[name] - tracker.created[name] for name in names if name in tracker.first_job]
+    own = [plan.name for plan in study_plans if not plan.companion]
+    companions = [plan.name for plan in study_plans if plan.companion]
+    first_jobs = first_job_times(tracker, own)
     status_writes = metrics.get("bentham_status_writes_total", 0.0)
     return {
         "kind": "operator",
@@ -222,15 +331,43 @@ def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:
         "api_requests_top": dict(requests.most_common(8)),
         "operator_writes_per_cell": round(sum(writes.values()) / cells, 3) if writes is not None else None,
         "operator_writes": dict(writes.most_common()) if writes is not None else None,
-        "peak_rss_mb": round(cost.peak_rss_mb, 1),
-        "cpu_s": round(cost.cpu_s - cost_before.cpu_s, 2),
-        "cpu_s_per_1000_cells": round((cost.cpu_s - cost_before.cpu_s) / cells * 1000, 2),
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "cpu_s": round(cpu_s, 2),
+        "cpu_s_per_1000_cells": round(cpu_s / cells * 1000, 2),
         "study_kib": round(max(study_bytes(s) for s in stored) / 1024, 1),
         "status_kib": round(max(study_bytes(s.get("status") or {}) for s in stored) / 1024, 1),
-        "first_job_s": round(max(first_jobs), 3) if len(first_jobs) == len(names) else None,
-        "first_job_median_s": round(sorted(first_jobs)[len(first_jobs) // 2], 3) if first_jobs else None,
+        "first_job_s": round(max(first_jobs.values()), 3) if len(first_jobs) == len(own) else None,
+        "first_job_median_s": round(median(first_jobs.values()), 3) if first_jobs else None,
+        **companion_first_jobs(tracker, companions, own),
+        **restart.result(),
         "load_average": [round(load_before, 2), round(load_after, 2)],
         "profiled": profiler is not None,
+    }
+
+
+def first_job_times(tracker: Tracker, names: Sequence[str]) -> dict[str, float]:
+    """From each study's create request to the harness seeing its first Job, for the studies that got one."""
+    return {name: tracker.first_job[name] - tracker.created[name] for name in names if name in tracker.first_job}
+
+
+def companion_first_jobs(tracker: Tracker, companions: Sequence[str], large: Sequence[str]) -> dict[str, Any]:
+    """The companions' (`mixed`'s small studies') first Jobs: each one's, the worst, the median.
+
+    `small_first_job_while_large_ran`: whether every small study's first Job came before the
+    large studies ended (the wait is measured while they run, not after).
+    """
+    if not companions:
+        return {}
+    waits = first_job_times(tracker, companions)
+    last_first_job = max((tracker.first_job[name] for name in companions if name in tracker.first_job), default=None)
+    large_ended = min((tracker.ended[name] for name in large if name in tracker.ended), default=None)
+    return {
+        "small_first_job_s": {name: round(wait, 3) for name, wait in waits.items()},
+        "small_first_job_max_s": round(max(waits.values()), 3) if len(waits) == len(companions) else None,
+        "small_first_job_median_s": round(median(waits.values()), 3) if waits else None,
+        "small_first_job_while_large_ran": (
+            last_first_job is not None and (large_ended is None or last_first_job < large_ended)
+        ),
     }
 
 
@@ -249,14 +386,8 @@ def run_baseline(bench: Bench, scenario: Scenario) -> dict[str, Any]:
             str(bench.kubeconfig),
             "--namespace",
             namespace,
-            "--name",
-            scenario.name,
-            "--studies",
-            str(scenario.studies),
-            "--cells",
-            str(scenario.cells),
-            "--parallelism",
-            str(scenario.parallelism),
+            "--scenario",
+            scenario.to_json(),
             "--timeout",
             str(bench.timeout_s(scenario)),
         ]
@@ -299,7 +430,7 @@ def _shape(bench: Bench, scenario: Scenario) -> dict[str, Any]:
     return {
         "scenario": scenario.name,
         "scale": bench.scale,
-        "studies": scenario.studies,
+        "studies": len(study_names(scenario)),
         "cells": scenario.total_cells,
         "parallelism": scenario.parallelism,
     }
@@ -309,23 +440,37 @@ def _mark(bench: Bench) -> AuditMark | None:
     return mark(bench.audit_log) if bench.audit_log else None
 
 
-def run_scenario(bench: Bench, scenario: Scenario, emit: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
-    """The baseline, then the operator; each result is emitted as soon as it is known."""
+def run_scenario(
+    bench: Bench, scenario: Scenario, emit: Callable[[dict[str, Any]], None], run: int = 1
+) -> list[dict[str, Any]]:
+    """The baseline, then the operator; each result is emitted as soon as it is known.
+
+    `run` numbers the repeats of one scenario (`--repeat`); both results carry it.
+    """
     results = []
     for kind, runner in (("baseline", run_baseline), ("operator", run_operator)):
         log.info(
-            "%s %s: %d x %d cells, parallelism %d",
+            "%s %s (run %d): %d cells in %d studies, parallelism %d%s",
             kind,
             scenario.name,
-            scenario.studies,
-            scenario.cells,
+            run,
+            scenario.total_cells,
+            len(study_names(scenario)),
             scenario.parallelism,
+            f", restarted at {scenario.restart_at:.0%} of the cells"
+            if scenario.restart_at and kind == "operator"
+            else "",
         )
         try:
-            result = runner(bench, scenario)
+            result = {**runner(bench, scenario), "run": run}
         except Exception as error:
             log.exception("%s %s failed", kind, scenario.name)
-            result = {"kind": kind, **_shape(bench, scenario), "error": f"{type(error).__name__}: {error}"[:2000]}
+            result = {
+                "kind": kind,
+                **_shape(bench, scenario),
+                "run": run,
+                "error": f"{type(error).__name__}: {error}"[:2000],
+            }
         results.append(result)
     baseline, operator = results
     if "wall_s" in baseline and "wall_s" in operator:
@@ -360,11 +505,35 @@ def machine() -> dict[str, Any]:
     }
 
 
+def chosen(only: Sequence[str] | None, scale: float, restart_at: float | None) -> list[Scenario]:
+    """The scenarios to run: those named, else the default run's; scaled, and with `--restart-at`'s restart."""
+    scenarios = [s for s in SCENARIOS if (s.name in only if only else s.in_default_run)]
+    if restart_at is not None:
+        scenarios = [replace(s, restart_at=restart_at or None) for s in scenarios]
+    return [s.scaled(scale) for s in scenarios]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kubeconfig", type=Path, default=REPO / ".cluster-bench" / "kubeconfig")
     parser.add_argument("--scale", type=float, default=1.0, help="cells per study times this (default 1)")
-    parser.add_argument("--only", action="append", choices=[s.name for s in SCENARIOS], help="run only these")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[s.name for s in SCENARIOS],
+        help="run only these (repeatable); without it, every scenario but "
+        + ", ".join(s.name for s in SCENARIOS if not s.in_default_run),
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="run each chosen scenario N times (rounds); median ratio"
+    )
+    parser.add_argument(
+        "--restart-at",
+        type=float,
+        metavar="FRACTION",
+        help="kill and restart the operator once this fraction of the cells completed, in every chosen scenario "
+        "(0: never, also in 100k)",
+    )
     parser.add_argument("--out", type=Path, help="write the whole run here as JSON")
     parser.add_argument("--log-dir", type=Path, help="operator logs (default: the cluster's logs/)")
     parser.add_argument(
@@ -387,16 +556,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     install_crd(args.kubeconfig)
     install_stage(args.kubeconfig)
-    scenarios = [s.scaled(args.scale) for s in SCENARIOS if not args.only or s.name in args.only]
+    scenarios = chosen(args.only, args.scale, args.restart_at)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     results: list[dict[str, Any]] = []
     started = time.monotonic()
-    for scenario in scenarios:
-        results += run_scenario(bench, scenario, lambda result: print(json.dumps(result), flush=True))
+    for run_number in range(1, args.repeat + 1):  # rounds: each scenario's repeats spread over the run
+        for scenario in scenarios:
+            results += run_scenario(
+                bench, scenario, lambda result: print(json.dumps(result), flush=True), run=run_number
+            )
     duration_s = round(time.monotonic() - started)
     run = {
         "started_at": started_at,
         "duration_s": duration_s,
+        "repeat": args.repeat,
         "machine": machine(),
         "results": results,
         "targets": [{**t.__dict__, "met": t.met} for t in targets(results, duration_s)],

@@ -46,8 +46,10 @@ def positive(result: dict[str, Any], *fields: str) -> None:
 @pytest.mark.parametrize(
     "scenario",
     [
-        Scenario("smoke", studies=1, cells=8, parallelism=4),
-        Scenario("smoke-2x8", studies=2, cells=8, parallelism=4),
+        # `mixed`'s shape: one larger study, then smaller ones at once, each with its own window.
+        Scenario("smoke-mixed", studies=1, cells=8, parallelism=4, companions=Scenario("small", 2, 4, 2)),
+        # `100k`'s restart: the operator killed once a quarter of the cells completed, a fresh one started.
+        Scenario("smoke-restart", studies=1, cells=8, parallelism=2, restart_at=0.25),
     ],
     ids=lambda scenario: scenario.name,
 )
@@ -59,6 +61,8 @@ def test_scenario_and_its_baseline_report_every_number(study_crd: Cluster, scena
         audit_log=audit_log if audit_log.exists() else None,
         namespace_prefix="bench-smoke",  # not `t-*`: the session's operator must leave it to ours
         settle_s=0.5,
+        # A status that only moves counts waits 5 s by default: too long for the restart to come partway through.
+        operator_env={"BENTHAM_STATUS_INTERVAL_SECONDS": "0.2"} if scenario.restart_at else {},
     )
     install_stage(study_crd.kubeconfig)  # as `make bench` does: the scenarios' pods end in one step
     emitted: list[dict[str, Any]] = []
@@ -73,8 +77,27 @@ def test_scenario_and_its_baseline_report_every_number(study_crd: Cluster, scena
     positive(baseline, *BASELINE_FIELDS)
     assert baseline["jobs_created"] == cells
     positive(operator, *OPERATOR_FIELDS)
-    assert operator["states"] == {"complete": scenario.studies}
-    assert operator["cells_started"] == operator["cells_completed"] == cells
+    studies = scenario.studies + (scenario.companions.studies if scenario.companions else 0)
+    assert baseline["studies"] == operator["studies"] == studies
+    assert operator["states"] == {"complete": studies}
+    if scenario.restart_at is None:
+        assert operator["cells_started"] == operator["cells_completed"] == cells
+    else:  # both processes' counters, summed: a cell in flight at the kill is counted by both or by one
+        assert operator["cells_started"] >= 1 and operator["cells_completed"] >= 1
+        assert operator["restarted"] is True
+        assert 0 < operator["restart_gap_s"] < 10
+        assert operator["restart_cells_completed_at_kill"] >= operator["restart_after_cells"] >= 1
+        positive(operator, "restart_resume_s")
+        assert operator["restart_resume_s"] < operator["wall_s"]
+    if scenario.companions is not None:
+        small = operator["small_first_job_s"]
+        assert len(small) == scenario.companions.studies and all(
+            0 < wait < operator["wall_s"] for wait in small.values()
+        )
+        assert operator["small_first_job_max_s"] == max(small.values())
+        assert isinstance(operator["small_first_job_while_large_ran"], bool)
+    else:
+        assert "small_first_job_s" not in operator
     # Reported numbers are rounded (wall times to 10 ms, rates to 0.1), which at smoke size moves them a few percent.
     assert operator["wall_ratio"] == pytest.approx(operator["wall_s"] / baseline["wall_s"], rel=0.05)
     assert operator["cells_per_s"] == pytest.approx(cells / operator["wall_s"], rel=0.05)
@@ -87,3 +110,4 @@ def test_scenario_and_its_baseline_report_every_number(study_crd: Cluster, scena
         assert operator["operator_writes"]["delete jobs"] == cells
         assert operator["operator_writes"]["patch studies/status"] == operator["status_writes"]
     assert f"| {scenario.name} | {cells} |" in summary([baseline, operator])
+    assert baseline["run"] == operator["run"] == 1
