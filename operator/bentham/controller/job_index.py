@@ -53,9 +53,9 @@ class JobIndex:
         self._by_study: dict[StudyKey, dict[str, ObservedJob]] = {}
         self._study_of: dict[tuple[str, str], StudyKey] = {}  # (namespace, Job name) -> its key in `_by_study`
 
-    def jobs(self, key: StudyKey) -> Iterable[ObservedJob]:
-        """The study's Jobs now; a live view, to be read before the index changes again (on the same loop)."""
-        return self._by_study.get(key, {}).values()
+    def jobs(self, key: StudyKey) -> tuple[ObservedJob, ...]:
+        """The study's Jobs now, as a copy: the metrics' scrape reads it from a thread of its own."""
+        return tuple(self._by_study.get(key, {}).values())
 
     def apply(self, event_type: str, entry: JobEntry) -> None:
         """One watch event: ADDED or MODIFIED indexes the Job as it is now, DELETED drops it."""
