@@ -1,13 +1,19 @@
-"""kopf's side of the operator: watches, indexes, and the hand-off to each study's worker.
+"""kopf's side of the operator: the Study watch, the start and stop of our own Job watch, and the hand-off to workers.
 
-No handler here decides anything about a study. Handlers only keep the indexes current and
-wake the worker of the study concerned (see `workers`). Only `on.event` handlers and indexes
-are used, never on.create/on.update/daemons/timers on Studies for reconciling, so kopf puts no
-finalizer on a Study and deleting one never waits for the operator.
+No handler here decides anything about a study. Handlers only hand each Study to the worker of
+its uid (see `workers`). Only an `on.event` handler is used, never on.create/on.update/daemons/
+timers on Studies for reconciling, so kopf puts no finalizer on a Study and deleting one never
+waits for the operator.
 
-Studies and Jobs are watched; pods are not. A pod changes about seven times in its short life
-and the operator needs one thing from it, the executor's termination message once it has
-ended, so a worker lists its study's ended pods when it finds finished Jobs (see `workers`).
+kopf watches Studies. Jobs are watched by the operator's own stream (`job_watch`), selected on
+the API server by the uid label and kept as small sightings in a `JobIndex`, which wakes a
+study's worker when one of its Jobs changes: kopf's watch decoded every Job event in full and ran
+it through its per-event machinery. No study is handed to a worker before every Job stream's
+first list is in: a worker deciding from an empty Job list would ask again for the Job of every
+attempt it has marked running (each a 409 and a list of the Job holding the name: thousands of
+calls at scale), and see no Job finish. Pods are not watched: a pod changes about seven times in its short life
+and the operator needs one thing from it, the executor's termination message once it has ended,
+so a worker lists its study's ended pods when it finds finished Jobs (see `workers`).
 """
 
 from __future__ import annotations
@@ -21,15 +27,14 @@ from kubernetes.client import CoreV1Api
 
 from bentham.api.names import GROUP, PLURAL, VERSION
 from bentham.controller.config import OperatorConfig
+from bentham.controller.job_index import JobIndex
+from bentham.controller.job_watch import JobWatch
 from bentham.controller.kube import CONNECT_TIMEOUT_S, KubeClient, api_executor, load_api_client
 from bentham.controller.liveness import Liveness
 from bentham.controller.metrics import Metrics
-from bentham.controller.observe import job_sighting
 from bentham.controller.storage import keep_nothing
 from bentham.controller.webhook_sender import WebhookSender
-from bentham.controller.workers import StudyKey, Workers
-from bentham.core.decision import ObservedJob
-from bentham.core.jobs import LABEL_STUDY_UID
+from bentham.controller.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,18 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         executor_policy=memo.get("executor_policy"),  # likewise; None: nothing beyond the defaults
     )
     metrics.watch_studies(memo.workers.gauges)
+    index = JobIndex(memo.workers.saw_job)
+    memo.workers.jobs = index.jobs
+    # A client of its own: the watch's long reads never hold a connection of the studies' pool.
+    memo.job_watch = JobWatch(
+        load_api_client(config.api_timeout_s, fence),
+        index,
+        memo.get("namespaces") or (),  # as given to kopf by bentham-operator; none: every namespace
+        timeout_s=config.watch_timeout_s,
+        metrics=metrics,
+    )
+    memo.job_watch.start()
+    memo.jobs_listed = memo.job_watch.listed
     memo.liveness = Liveness(kube.api_version, memo.workers.longest_pass, stall_after_s=config.stall_after_s)
     memo.liveness.start()
     if config.metrics_port:
@@ -79,6 +96,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.liveness.stop()
+    await memo.job_watch.stop()
     await memo.workers.stop_all()
     await memo.webhooks.stop()
 
@@ -93,34 +111,10 @@ async def progress(memo: kopf.Memo, **_: Any) -> str:
     return "making progress"
 
 
-@kopf.index("batch", "v1", "jobs", labels={LABEL_STUDY_UID: kopf.PRESENT})
-async def study_jobs(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> dict[StudyKey, ObservedJob] | None:
-    """Each study's Jobs, as small sightings, by the study's uid; a sighting that changed wakes the study's worker.
-
-    Keyed by the uid label, not the name: the Jobs of a deleted study (orphaned, or not yet
-    collected) never count for a new study of the same name. A Job without the uid label is
-    not indexed at all.
-
-    The wake-up lives here, not in an on.event handler of its own, so that kopf runs one
-    handler per Job event, not two (a study's worker reads the index only after its batch window).
-    """
-    key = (namespace or "", labels[LABEL_STUDY_UID])
-    sighting = job_sighting(body)
-    if sighting is None:
-        return None
-    memo.workers.saw_job(key, sighting)
-    return {key: sighting}
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def study_event(type: str, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **indexes: Any) -> None:
+async def study_event(type: str, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     workers: Workers = memo.workers
-    if workers.jobs is None:
-        study_jobs: kopf.Index[StudyKey, ObservedJob] = indexes["study_jobs"]
-        # kopf's indexes are live mappings: hand it to the workers once, read it forever.
-        workers.jobs = lambda key: study_jobs.get(key, ())
+    await memo.jobs_listed.wait()  # a worker decides from the Jobs that exist, never from a Job list not yet made
     # Keyed by uid, as the Job index is, so a Job event finds its study's worker. kopf handles each
     # uid's events in a stream of its own, so an old uid's DELETED may come after a new uid's
     # first event under the same name: it stops the old uid's worker only.

@@ -55,6 +55,11 @@ class Metrics:
             "Webhook notifications given up on after every retry.",
             registry=self.registry,
         )
+        self.job_watch_lists = Counter(
+            "bentham_job_watch_lists",
+            "Full lists of the studies' Jobs: one per watch stream at start, and one each time a watch cannot resume.",
+            registry=self.registry,
+        )
         self.reconcile_seconds = Histogram(
             "bentham_reconcile_duration_seconds",
             "Time to observe, decide and apply one study.",

@@ -1,7 +1,8 @@
 """Which of the namespaces the operator is told to watch it may watch, asked once at start.
 
 kopf ends the whole operator when a watch in one namespace stays refused (after about a minute of
-retries, during which no study anywhere is served: its handlers wait for every index). With the
+retries), and the Job watch would retry for good, while no study anywhere is served: the handlers
+wait for every namespace's first Job list (`job_watch`). With the
 chart's namespaced RBAC, a namespace without the operator's Role (not given to the chart, or
 deleted and created again) would take every tenant down with it; it is left out instead, loudly.
 """
@@ -18,7 +19,7 @@ from bentham.api.names import GROUP, PLURAL
 log = logging.getLogger(__name__)
 
 WATCHED = ((GROUP, PLURAL), ("batch", "jobs"))
-"""What kopf lists and watches in each namespace: Studies, and the Jobs of its index."""
+"""What the operator lists and watches in each namespace: Studies (kopf), and Jobs (`job_watch`)."""
 
 REVIEW_TIMEOUT_S = 10
 
@@ -29,7 +30,7 @@ def is_pattern(namespace: str) -> bool:
 
 
 def refused_watches(api: client.ApiClient, namespace: str) -> list[str]:
-    """What kopf must do in `namespace` and this identity may not, e.g. `list jobs`; empty when it may."""
+    """What the operator must do in `namespace` and this identity may not, e.g. `list jobs`; empty when it may."""
     reviews = client.AuthorizationV1Api(api)
     refused = []
     for group, resource in WATCHED:

@@ -1,7 +1,7 @@
 """What the operator sees of its Jobs and their pods, reduced to what the core needs.
 
-kopf indexes every Job labelled with a study's uid (see `handlers`) and a study's worker lists its
-ended pods (see `workers`); these pure functions turn one raw object into a small sighting
+The Job watch indexes every Job labelled with a study's uid (`job_watch`, `job_index`) and a
+study's worker lists its ended pods (`workers`); these pure functions turn one raw object into a small sighting
 (`core.sightings` joins a study's sightings into the `ObservedJob`s the core decides on). Keeping
 only sightings, not whole objects, keeps memory flat at 10,000 cells.
 

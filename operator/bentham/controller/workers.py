@@ -2,7 +2,7 @@
 
 Any change to a study or its Jobs only *wakes* the study's worker. The worker waits a short
 batch window, so that a burst of Job completions lands in one decision, then reads the world
-(its Jobs from kopf's index, the termination messages of its ended pods with one list), asks
+(its Jobs from the Job index, the termination messages of its ended pods with one list), asks
 the core for a decision and a write plan (`core.write_plan`), and carries the plan out in a
 straight line: write the status, delete the Jobs whose outcomes it now holds, create the next
 Jobs, post Events, queue notifications. Which status is fresher, what to hold back and what to
@@ -34,6 +34,7 @@ from typing import Any
 
 from bentham.api.status import StudyStatus
 from bentham.controller import stop_points
+from bentham.controller.job_index import StudyKey
 from bentham.controller.kube import KubeClient, StudyChanged, StudyRef, event_name
 from bentham.controller.leadership import LeadershipLost
 from bentham.controller.metrics import Metrics, StudyGauges
@@ -82,9 +83,8 @@ async def decide_off_loop(**inputs: Any) -> Decision:
     return await asyncio.get_running_loop().run_in_executor(DECISIONS, partial(decide, **inputs))
 
 
-StudyKey = tuple[str, str]  # (namespace, the study's uid as its Jobs' `bentham.io/study-uid` label)
 JobSource = Callable[[StudyKey], Iterable[ObservedJob]]
-"""A study's Jobs as kopf's index holds them."""
+"""A study's Jobs as the Job index holds them (`job_index.JobIndex.jobs`, fed by `job_watch`)."""
 
 # Concurrent Job creations per study: enough to fill a wave quickly, few enough to be polite.
 CREATE_CONCURRENCY = 16
@@ -381,7 +381,7 @@ class Workers:
         """Hands the Study of this uid to its worker, started on first sight."""
         worker = self._workers.get(key)
         if worker is None:
-            assert self.jobs is not None, "the Job index is handed over before the first study is seen"
+            assert self.jobs is not None, "the Job index is handed over at start, before any study is seen"
             worker = self._workers[key] = StudyWorker(
                 key,
                 self._kube,

@@ -1,4 +1,4 @@
-"""A Study is its uid: kopf's events reach the worker of the event's uid, never another study's of the same name.
+"""A Study is its uid: Study and Job events reach the worker of the event's uid, never another study's of the same name.
 
 kopf handles each object's events in a stream of its own, keyed by uid, so the events of a study
 deleted and created again under its name can be handled in any order between the two uids: the
@@ -14,11 +14,12 @@ from typing import Any, cast
 
 import kopf
 
-from bentham.controller.handlers import study_event, study_jobs
+from bentham.controller.handlers import study_event
+from bentham.controller.job_index import JobIndex, StudyKey, job_entry
 from bentham.controller.kube import KubeClient
 from bentham.controller.metrics import Metrics
 from bentham.controller.webhook_sender import WebhookSender
-from bentham.controller.workers import StudyKey, StudyWorker, Workers
+from bentham.controller.workers import StudyWorker, Workers
 from bentham.core.decision import ObservedJob
 from bentham.core.jobs import LABEL_ATTEMPT, LABEL_CELL_INDEX, LABEL_STUDY, LABEL_STUDY_UID
 
@@ -42,8 +43,8 @@ def job_labels(uid: str, cell: int = 0, name: str = "again") -> dict[str, str]:
     return {LABEL_STUDY: name, LABEL_STUDY_UID: uid, LABEL_CELL_INDEX: str(cell), LABEL_ATTEMPT: "1"}
 
 
-def job_body(job_name: str, labels: dict[str, str]) -> kopf.Body:
-    return kopf.Body({"metadata": {"name": job_name, "namespace": NAMESPACE, "labels": labels}, "status": {}})
+def job_body(job_name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": job_name, "namespace": NAMESPACE, "labels": labels}, "status": {}}
 
 
 def sighting(job_name: str, cell: int = 0) -> ObservedJob:
@@ -59,7 +60,7 @@ def sighting(job_name: str, cell: int = 0) -> ObservedJob:
 
 
 def operator_memo(index: dict[StudyKey, list[ObservedJob]] | None = None) -> kopf.Memo:
-    """What the startup handler leaves in kopf's memo, with `index` as kopf's Job index."""
+    """What the startup handler leaves in kopf's memo, with `index` as the Job index, its first list made."""
     # The kube client and webhook sender are never reached: see the module's docstring.
     workers = Workers(
         cast(KubeClient, None), cast(WebhookSender, None), Metrics(), batch_window_s=3600, status_interval_s=5
@@ -68,6 +69,8 @@ def operator_memo(index: dict[StudyKey, list[ObservedJob]] | None = None) -> kop
     workers.jobs = lambda key: jobs.get(key, ())
     memo = kopf.Memo()
     memo.workers = workers
+    memo.jobs_listed = asyncio.Event()
+    memo.jobs_listed.set()
     return memo
 
 
@@ -140,15 +143,11 @@ def test_the_job_index_keys_jobs_by_the_uid_label_and_wakes_only_that_uids_worke
         await event(memo, "ADDED", OLD)
         await event(memo, "ADDED", NEW)
 
-        indexed = await handle(
-            study_jobs,
-            namespace=NAMESPACE,
-            labels=job_labels(OLD),
-            body=job_body("again-0ldh4-c0-a1", job_labels(OLD)),
-            memo=memo,
-        )
+        index = JobIndex(memo.workers.saw_job)
+        index.apply("ADDED", job_entry(job_body("again-0ldh4-c0-a1", job_labels(OLD))))
 
-        assert indexed == {(NAMESPACE, OLD): sighting("again-0ldh4-c0-a1")}
+        assert list(index.jobs((NAMESPACE, OLD))) == [sighting("again-0ldh4-c0-a1")]
+        assert list(index.jobs((NAMESPACE, NEW))) == []
         old, new = worker_of(memo, OLD), worker_of(memo, NEW)
         assert old is not None and new is not None
         assert set(old._sightings) == {"again-0ldh4-c0-a1"}
@@ -174,6 +173,23 @@ def test_each_worker_counts_only_its_uids_jobs_and_a_gone_one_counts_nothing() -
         assert old is not None
         old.gone = True  # as when its status write finds the name taken by the new uid
         assert [g.live_jobs for g in memo.workers.gauges()] == [1]
+        await memo.workers.stop_all()
+
+    asyncio.run(scenario())
+
+
+def test_no_study_reaches_a_worker_before_the_first_job_list_is_in() -> None:
+    async def scenario() -> None:
+        memo = operator_memo()
+        memo.jobs_listed = asyncio.Event()  # the Job watch's first list is not in yet
+        handled = asyncio.create_task(event(memo, "ADDED", OLD))
+        await settle()
+        assert not handled.done() and worker_of(memo, OLD) is None  # it would think every running Job gone
+
+        memo.jobs_listed.set()
+        await handled
+
+        assert worker_of(memo, OLD) is not None
         await memo.workers.stop_all()
 
     asyncio.run(scenario())
