@@ -15,3 +15,12 @@ def test_every_folder_holding_tests_is_run_by_make_test() -> None:
     tops = {"/".join(folder.split("/")[:2]) for folder in holding}
     assert tops <= run, f"test folders nothing runs: {sorted(tops - run)}"
     assert "tests/e2e" in (REPO / "hack" / "test.py").read_text()
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    # The test folders are not packages: pytest imports each module by its name alone, and a
+    # second module of the same name stops the whole run at collection.
+    names: dict[str, list[str]] = {}
+    for path in (REPO / "tests").glob("**/test_*.py"):
+        names.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    assert not {name: paths for name, paths in names.items() if len(paths) > 1}
