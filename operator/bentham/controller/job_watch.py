@@ -43,8 +43,12 @@ log = logging.getLogger(__name__)
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 15.0)  # as a worker's: an outage that ends is noticed within 15 s
 PAGE_SIZE = 500
 """Jobs per page of a list."""
-SILENCE_S = 90.0
-"""A watch that says nothing this long (the API server sends a bookmark each minute) is dead: resume it."""
+SILENCE_S = 70.0
+"""A watch that says nothing this long (the API server sends a bookmark each minute) is dead: resume it.
+
+As kopf's inactivity timeout for the Study watch. A connection cut off without a word (a network
+partition) is noticed this long after its last event; at 90 s the Jobs were seen again only ~30 s
+after a 60-second cut had ended (tests/integration/test_api_outage.py)."""
 JOIN_S = 5.0
 """How long `stop` waits for each stream's thread to notice."""
 
