@@ -46,8 +46,12 @@ def cell_at(manifest: Manifest, index: int) -> Cell:
 
 def surface_position(manifest: Manifest, index: int) -> int:
     """The position in `manifest.surfaces` of cell `index`'s surface (no bounds check: this is hot)."""
-    locations = len(manifest.locations)
-    return (index % (len(manifest.surfaces) * locations)) // locations
+    return surface_of(index, surfaces=len(manifest.surfaces), locations=len(manifest.locations))
+
+
+def surface_of(index: int, *, surfaces: int, locations: int) -> int:
+    """The surface position of cell `index` in a matrix of that many surfaces and locations."""
+    return (index // locations) % surfaces
 
 
 def cells_of(manifest: Manifest) -> list[Cell]:

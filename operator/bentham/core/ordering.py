@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 from bentham.api.manifest import ExecutionOrder, Manifest
+from bentham.core.cells import surface_of
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,8 @@ def _open_order(
     order = _start_order(shape, required, optional)
     if not blocked:
         return order
-    cells_per_surface = shape.locations
 
     def open_(index: int) -> bool:
-        return (index // cells_per_surface) % shape.surfaces not in blocked
+        return surface_of(index, surfaces=shape.surfaces, locations=shape.locations) not in blocked
 
     return StartOrder(required=tuple(filter(open_, order.required)), optional=tuple(filter(open_, order.optional)))
