@@ -29,6 +29,7 @@ from bentham.controller.metrics import Metrics
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.controller.workers import StudyWorker
 from bentham.core.checkpoint import CellState, read_records
+from bentham.core.jobs import LABEL_ATTEMPT, LABEL_CELL_INDEX, LABEL_STUDY_UID
 from tests.support import (
     GROUP,
     PLURAL,
@@ -88,7 +89,11 @@ def test_a_replica_whose_fence_has_closed_sends_no_write_but_still_reads(
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "fenced-job", "labels": {}},
+        # labelled as the attempt `delete_jobs` names below, so that a delete that got through would take it
+        "metadata": {
+            "name": "fenced-job",
+            "labels": {LABEL_STUDY_UID: created["uid"], LABEL_CELL_INDEX: "0", LABEL_ATTEMPT: "1"},
+        },
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}},
     }
     status = StudyStatus(state=StudyState.QUEUED, message="written by a replica that no longer leads")
@@ -100,7 +105,7 @@ def test_a_replica_whose_fence_has_closed_sends_no_write_but_still_reads(
     with pytest.raises(LeadershipLost):
         asyncio.run(kube.replace_status(ref, status, created["resourceVersion"]))
     with pytest.raises(LeadershipLost):
-        asyncio.run(kube.delete_job(namespace, "fenced-job"))
+        asyncio.run(kube.delete_jobs(namespace, created["uid"], [(0, 1)]))
     with pytest.raises(LeadershipLost):
         asyncio.run(kube.post_event(ref, event_name("fenced"), "Normal", "Fenced", "never posted"))
     assert asyncio.run(kube.read_study(ref)) is not None, "reads go on"

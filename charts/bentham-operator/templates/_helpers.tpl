@@ -83,7 +83,7 @@ namespace, or of its ClusterRole when it watches every namespace (docs/install.m
   verbs: [update]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, watch, create, delete]
+  verbs: [list, watch, create, deletecollection]
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]

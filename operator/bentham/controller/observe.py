@@ -28,10 +28,8 @@ def job_sighting(body: Mapping[str, Any]) -> ObservedJob | None:
     """A Job of ours as the core sees it, its pod's message still unknown; None for one without our labels."""
     metadata = body.get("metadata") or {}
     labels = metadata.get("labels") or {}
-    try:
-        cell_index = int(labels[LABEL_CELL_INDEX])
-        attempt = int(labels[LABEL_ATTEMPT])
-    except (KeyError, TypeError, ValueError):
+    cell_index, attempt = _number(labels.get(LABEL_CELL_INDEX)), _number(labels.get(LABEL_ATTEMPT))
+    if cell_index is None or attempt is None:
         return None
     phase: Literal["running", "succeeded", "failed"] = "running"
     failure_reason = None
@@ -53,6 +51,15 @@ def job_sighting(body: Mapping[str, Any]) -> ObservedJob | None:
         failure_reason=failure_reason,
         finished_at=finished_at,
         uid=metadata.get("uid"),
+    )
+
+
+def _number(label: Any) -> int | None:
+    """A number label as the operator writes it ("7", never "07"), so that a selector of its value finds its Job."""
+    return (
+        int(label)
+        if isinstance(label, str) and label.isascii() and label.isdigit() and str(int(label)) == label
+        else None
     )
 
 

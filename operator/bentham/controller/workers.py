@@ -249,7 +249,7 @@ class StudyWorker:
             interval=self._status_interval_s,
         )
         self._requeue_after = plan.requeue_after
-        await self._carry_out(study, plan, stored)
+        await self._carry_out(study, plan, stored, jobs)
         if any(job.phase != "running" and job.name not in self._messages for job in jobs):
             self._requeue_after = min(self._requeue_after or POD_RECHECK_S, POD_RECHECK_S)
 
@@ -270,7 +270,7 @@ class StudyWorker:
                 if sighting is not None and sighting.terminated:
                     self._messages[sighting.job_name] = sighting
 
-    async def _carry_out(self, study: StudyRef, plan: WritePlan, stored: StudyVersion) -> None:
+    async def _carry_out(self, study: StudyRef, plan: WritePlan, stored: StudyVersion, jobs: list[ObservedJob]) -> None:
         """Status first, then deletions, then creations, then announcements: every prefix is safe to crash in.
 
         The status holds the finished attempts' outcomes before their Jobs go, and a slot is
@@ -302,7 +302,10 @@ class StudyWorker:
         # Queued now that the status records what they announce; delivery never blocks this loop.
         self._webhooks.enqueue(study.namespace, (self._body.get("spec") or {}).get("notifications"), plan.notifications)
         try:
-            await asyncio.gather(*(self._kube.delete_job(study.namespace, name) for name in plan.delete))
+            doomed = set(plan.delete)
+            await self._kube.delete_jobs(
+                study.namespace, study.uid, ((job.cell_index, job.attempt) for job in jobs if job.name in doomed)
+            )
             self._created = await self._create(study, plan.create)
             if plan.create:
                 stop_points.reached("jobs-created")

@@ -70,13 +70,13 @@ JOB = {"metadata": {"name": "j", "labels": {}}, "spec": {"template": {"spec": {"
     "call",
     [
         lambda kube: kube.create_job("ns", JOB),
-        lambda kube: kube.delete_job("ns", "j"),
+        lambda kube: kube.delete_jobs("ns", "uid-1", [(0, 1)]),
         lambda kube: kube.finished_pods("ns", "uid-1", ["j"]),
         lambda kube: kube.replace_status(STUDY, StudyStatus(), "1"),
         lambda kube: kube.current_uid(STUDY),
         lambda kube: kube.api_version(),
     ],
-    ids=["create_job", "delete_job", "finished_pods", "replace_status", "current_uid", "api_version"],
+    ids=["create_job", "delete_jobs", "finished_pods", "replace_status", "current_uid", "api_version"],
 )
 def test_every_call_of_the_kube_client_times_out_against_a_silent_server(
     silent_server: str, call: Callable[[KubeClient], Any]

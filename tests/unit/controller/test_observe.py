@@ -51,6 +51,13 @@ def test_job_without_our_labels_is_not_ours() -> None:
     assert job_sighting({}) is None
 
 
+def test_a_job_whose_numbers_are_not_written_as_the_operator_writes_them_is_not_ours() -> None:
+    """The operator deletes its Jobs by selecting these labels: a Job it could not select is not one of its own."""
+    for cell, attempt in [("03", "2"), ("3", "+2"), ("3", "2.0"), ("-3", "2"), ("٣", "2")]:
+        assert job_sighting(job_body(labels={"bentham.io/cell-index": cell, "bentham.io/attempt": attempt})) is None
+    assert job_sighting(job_body(labels={"bentham.io/cell-index": "0", "bentham.io/attempt": "10"})) is not None
+
+
 JOB_UID = "0b0e1d5c-0000-4000-8000-000000000001"
 OUR_JOBS = {"s-abcde-c3-a2": JOB_UID}
 
