@@ -62,8 +62,9 @@ def api_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(API_THREADS, thread_name_prefix="bentham-api")
 
 
-JOBS_PER_DELETE = 100
-"""Jobs per deletion request at most: its label selector lists each one's cell index."""
+JOBS_PER_DELETE = 20
+"""Jobs per deletion request at most (its label selector lists each one's cell index). The API server deletes
+a collection one Job after another, so a pass's deletions go as several requests side by side."""
 
 CONNECT_TIMEOUT_S = 5.0
 """Seconds to open a connection to the API server (TCP and TLS)."""
@@ -251,7 +252,7 @@ class KubeClient:
         """Deletes the study's Jobs of these (cell index, attempt)s and, in the background, their pods.
 
         A few requests, not one per Job: a `deletecollection` selected by the study's uid, one
-        attempt number and up to JOBS_PER_DELETE cell indices, which together name each Job
+        attempt number and up to JOBS_PER_DELETE cell indices (side by side), which together name each Job
         exactly (a Job's name is made of its study, cell and attempt). A Job already gone is
         simply not selected.
         """

@@ -271,7 +271,7 @@ class StudyWorker:
                     self._messages[sighting.job_name] = sighting
 
     async def _carry_out(self, study: StudyRef, plan: WritePlan, stored: StudyVersion, jobs: list[ObservedJob]) -> None:
-        """Status first, then deletions, then creations, then announcements: every prefix is safe to crash in.
+        """Status first, then deletions beside creations, then announcements: every prefix is safe to crash in.
 
         The status holds the finished attempts' outcomes before their Jobs go, and a slot is
         reused only once its attempt is recorded, so Jobs in flight never exceed `parallelism`. A
@@ -301,16 +301,23 @@ class StudyWorker:
         self._unposted += [(event_name(study.name), event) for event in plan.events]
         # Queued now that the status records what they announce; delivery never blocks this loop.
         self._webhooks.enqueue(study.namespace, (self._body.get("spec") or {}).get("notifications"), plan.notifications)
-        try:
-            doomed = set(plan.delete)
-            await self._kube.delete_jobs(
-                study.namespace, study.uid, ((job.cell_index, job.attempt) for job in jobs if job.name in doomed)
+        doomed = set(plan.delete)
+        # Beside the creations, not before them: a deletion goes through the API server one Job at a
+        # time, and nothing created waits on a finished Job being gone.
+        deleting = asyncio.ensure_future(
+            self._kube.delete_jobs(
+                study.namespace, study.uid, [(job.cell_index, job.attempt) for job in jobs if job.name in doomed]
             )
+        )
+        try:
             self._created = await self._create(study, plan.create)
             if plan.create:
                 stop_points.reached("jobs-created")
         finally:
-            await self._post_events(study)
+            try:
+                await deleting
+            finally:
+                await self._post_events(study)
 
     async def _post_events(self, study: StudyRef) -> None:
         unposted = []
