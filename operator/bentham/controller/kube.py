@@ -216,13 +216,10 @@ class KubeClient:
 
     async def _job_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The metadata of the Job `name`, or None when there is none (a list of one name: RBAC grants no get)."""
-        response = await asyncio.to_thread(
-            self._batch.list_namespaced_job,
-            namespace,
-            field_selector=f"metadata.name={name}",
-            _preload_content=False,
+        page = await asyncio.to_thread(
+            _decoded, self._batch.list_namespaced_job, namespace, field_selector=f"metadata.name={name}"
         )
-        for item in from_json(response.data).get("items") or []:
+        for item in (page.get("items") if isinstance(page, dict) else None) or []:
             metadata = item.get("metadata")
             return dict(metadata) if isinstance(metadata, dict) else {}
         return None
