@@ -107,7 +107,7 @@ def test_scenario_and_its_baseline_report_every_number(study_crd: Cluster, scena
     assert operator["peak_rss_mb"] < 2048
     if bench.audit_log is not None:
         assert operator["operator_writes"]["create jobs"] == cells  # one Job per cell, none twice
-        # finished Jobs go in batches, a deletecollection per pass and attempt, never one by one
+        # finished Jobs go in batches (a deletecollection per attempt and up to 20 cells), never one by one
         assert 0 < operator["operator_writes"]["deletecollection jobs"] <= cells
         assert "delete jobs" not in operator["operator_writes"]
         assert operator["operator_writes"]["patch studies/status"] == operator["status_writes"]
