@@ -303,7 +303,7 @@ def run_operator(bench: Bench, scenario: Scenario) -> dict[str, Any]:  # noqa: C
         if profiler:
             profiler.stop()
         operator.stop()
-        clean_up(api, namespace)
+        clean_up(api, namespace, scenario)
 
     if restart.first_cost is not None:  # both processes' cost and counters: the first's until its kill
         metrics = {name: value + restart.first_metrics.get(name, 0.0) for name, value in metrics.items()}
@@ -401,7 +401,7 @@ def run_baseline(bench: Bench, scenario: Scenario) -> dict[str, Any]:
         settle(bench, namespace, scenario)
         requests = request_delta(requests_before, api.apiserver_requests())
     finally:
-        clean_up(api, namespace)
+        clean_up(api, namespace, scenario)
     cells = scenario.total_cells
     return {
         "kind": "baseline",
@@ -418,10 +418,15 @@ def run_baseline(bench: Bench, scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def clean_up(api: Api, namespace: str) -> None:
-    """Deletes the scenario's namespace; a failure to do so is logged, never hides what went wrong before."""
+def clean_up(api: Api, namespace: str, scenario: Scenario) -> None:
+    """Deletes the scenario's namespace and waits for it to go; a failure is logged, never hides what went wrong before.
+
+    The wait grows with the cells: the namespace controller deletes the scenario's Events (about
+    1.4 per cell) before the namespace goes, and at 100,000 cells that took ~8 min, during which
+    the next run (the 100k operator's, on 2026-11-30) shared the API server with it.
+    """
     try:
-        delete_namespace(api, namespace, wait_s=180)
+        delete_namespace(api, namespace, wait_s=180 + scenario.total_cells / 100)
     except Exception as error:
         log.warning("could not delete namespace %s: %s", namespace, error)
 
