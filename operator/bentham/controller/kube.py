@@ -232,7 +232,7 @@ class KubeClient:
     async def _job_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The metadata of the Job `name`, or None when there is none (a list of one name: RBAC grants no get)."""
         page = await asyncio.to_thread(
-            self._get, f"/apis/batch/v1/namespaces/{namespace}/jobs", fieldSelector=f"metadata.name={name}"
+            self._get, f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs", fieldSelector=f"metadata.name={name}"
         )
         for item in (page.get("items") if isinstance(page, dict) else None) or []:
             metadata = item.get("metadata")
@@ -252,7 +252,7 @@ class KubeClient:
             return []
         page = await asyncio.to_thread(
             self._get,
-            f"/api/v1/namespaces/{namespace}/pods",
+            f"/api/v1/namespaces/{quote(namespace)}/pods",
             labelSelector=f"{LABEL_STUDY_UID}={study_uid},{JOB_NAME_LABEL} in ({','.join(job_names)})",
             fieldSelector="status.phase!=Pending,status.phase!=Running",
         )
