@@ -45,12 +45,13 @@ def job(name: str, script: str, **pod_spec: Any) -> dict[str, Any]:
     }
 
 
-def only_pod(cluster: Cluster, namespace: str, job_name: str) -> dict[str, Any]:
+def the_pod(cluster: Cluster, namespace: str, job_name: str) -> dict[str, Any] | None:
+    """The Job's one pod, or None while the Job controller has not made it yet (backoffLimit 0: never two)."""
     pods = json.loads(
         cluster.kubectl("get", "pods", "-n", namespace, "-l", f"job-name={job_name}", "-o", "json").stdout
-    )
-    assert len(pods["items"]) == 1
-    return dict(pods["items"][0])
+    )["items"]
+    assert len(pods) <= 1
+    return dict(pods[0]) if pods else None
 
 
 def test_the_real_node_is_ready_with_containerd_beside_the_kwok_nodes(cluster: Cluster, real_node: str) -> None:
@@ -75,11 +76,13 @@ def test_a_job_on_the_real_node_runs_a_real_process(cluster: Cluster, real_node:
     )
 
     def terminated() -> dict[str, Any] | None:
-        statuses = only_pod(cluster, unwatched_namespace, "real")["status"].get("containerStatuses", [])
+        pod = the_pod(cluster, unwatched_namespace, "real")
+        statuses = pod["status"].get("containerStatuses", []) if pod else []
         return statuses[0]["state"].get("terminated") if statuses else None
 
     state = eventually(terminated, timeout_s=90, what="the container to terminate")
-    pod = only_pod(cluster, unwatched_namespace, "real")
+    pod = the_pod(cluster, unwatched_namespace, "real")
+    assert pod is not None
     assert pod["spec"]["nodeName"] == real_node
     assert state["exitCode"] == 3
     assert json.loads(state["message"]) == {"success": False}
@@ -96,11 +99,13 @@ def test_a_pod_that_does_not_ask_for_the_real_node_never_lands_there(
     """The taint keeps the rest of the suite's pods on kwok: only a pod that tolerates it may run for real."""
     for index in range(4):
         cluster.kubectl("apply", "-n", unwatched_namespace, "-f", "-", stdin=json.dumps(job(f"plain-{index}", "true")))
+
+    def node_of(job_name: str) -> str | None:
+        pod = the_pod(cluster, unwatched_namespace, job_name)
+        return pod["spec"].get("nodeName") if pod else None
+
     for index in range(4):
-        node = eventually(
-            lambda i=index: only_pod(cluster, unwatched_namespace, f"plain-{i}")["spec"].get("nodeName"),  # type: ignore[misc]
-            what="the pod to be scheduled",
-        )
+        node = eventually(lambda i=index: node_of(f"plain-{i}"), what="the pod to be scheduled")  # type: ignore[misc]
         assert node != real_node
 
 
