@@ -86,7 +86,7 @@ namespace, or of its ClusterRole when it watches every namespace (docs/install.m
   verbs: [list, watch, create, deletecollection]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
