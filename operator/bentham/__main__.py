@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             namespaces=namespaces,
             standalone=True,  # one replica acts at a time: the Lease, not kopf's peering, decides which
             liveness_endpoint=args.liveness or None,
-            # The watches of Jobs and ended pods (controller/watches.py) serve the same namespaces as kopf.
+            # The Job watch (controller/job_watch.py) serves the same namespaces as kopf.
             memo=kopf.Memo(pricing=pricing, executor_policy=executor_policy, fence=fence, namespaces=namespaces),
         )
     finally:

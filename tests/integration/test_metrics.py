@@ -80,8 +80,3 @@ def test_metrics_count_a_study_while_it_runs_and_after(cluster: Cluster, unwatch
     assert 0 < after[("bentham_status_writes_total", ())] <= 12
     assert after[("bentham_reconcile_duration_seconds_count", ())] > 0
     assert after[("bentham_notification_failures_total", ())] == 0
-    # The pod watch brought the termination messages: one list of the namespace's ended pods at
-    # start, and (nearly) no list by the worker. Without the watch it lists once per pass that sees
-    # Jobs end: 3 here (measured), as the three waves of 4 end.
-    assert after[("bentham_pod_watch_lists_total", ())] == 1
-    assert after[("bentham_pod_lists_total", ())] <= 1

@@ -26,7 +26,7 @@ OPERATOR_RULES = rule_set(
         {"apiGroups": ["bentham.io"], "resources": ["studies/status"], "verbs": ["patch"]},
         {"apiGroups": ["bentham.io"], "resources": ["studies/finalizers"], "verbs": ["update"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch", "create", "deletecollection"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
     ]

@@ -86,7 +86,7 @@ namespace, or of its ClusterRole when it watches every namespace (docs/install.m
   verbs: [list, watch, create, deletecollection]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

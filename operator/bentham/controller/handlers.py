@@ -1,19 +1,19 @@
-"""kopf's side of the operator: the Study watch, the start and stop of our own watches, and the hand-off to workers.
+"""kopf's side of the operator: the Study watch, the start and stop of our own Job watch, and the hand-off to workers.
 
 No handler here decides anything about a study. Handlers only hand each Study to the worker of
 its uid (see `workers`). Only an `on.event` handler is used, never on.create/on.update/daemons/
 timers on Studies for reconciling, so kopf puts no finalizer on a Study and deleting one never
 waits for the operator.
 
-kopf watches Studies. Jobs and ended pods are watched by the operator's own streams (`watches`),
-selected on the API server by the uid label and kept as small sightings: Jobs in a `JobIndex`,
-which wakes a study's worker when one of its Jobs changes (kopf's watch decoded every Job event in
-full and ran it through its per-event machinery), and the executors' ends in `EndedPods`, where a
-worker finds a finished Job's termination message. No study is handed to a worker before every
-Job stream's first list is in: a worker deciding from an empty Job list would ask again for the
-Job of every attempt it has marked running (each a 409 and a list of the Job holding the name:
-thousands of calls at scale), and see no Job finish. The pod watch gates nothing: a worker lists
-the ended pods it has not been brought (see `workers`).
+kopf watches Studies. Jobs are watched by the operator's own stream (`job_watch`), selected on
+the API server by the uid label and kept as small sightings in a `JobIndex`, which wakes a
+study's worker when one of its Jobs changes: kopf's watch decoded every Job event in full and ran
+it through its per-event machinery. No study is handed to a worker before every Job stream's
+first list is in: a worker deciding from an empty Job list would ask again for the Job of every
+attempt it has marked running (each a 409 and a list of the Job holding the name: thousands of
+calls at scale), and see no Job finish. Pods are not watched: a pod changes about seven times in its short life
+and the operator needs one thing from it, the executor's termination message once it has ended,
+so a worker lists its study's ended pods when it finds finished Jobs (see `workers`).
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from kubernetes.client import CoreV1Api
 from bentham.api.names import GROUP, PLURAL, VERSION
 from bentham.controller.config import OperatorConfig
 from bentham.controller.job_index import JobIndex
+from bentham.controller.job_watch import JobWatch
 from bentham.controller.kube import CONNECT_TIMEOUT_S, KubeClient, api_executor, load_api_client
 from bentham.controller.liveness import Liveness
 from bentham.controller.metrics import Metrics
-from bentham.controller.pod_index import EndedPods
 from bentham.controller.storage import keep_nothing
-from bentham.controller.watches import job_watch, pod_watch
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.controller.workers import Workers
 
@@ -75,18 +74,18 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         executor_policy=memo.get("executor_policy"),  # likewise; None: nothing beyond the defaults
     )
     metrics.watch_studies(memo.workers.gauges)
-    jobs, pods = JobIndex(memo.workers.saw_job), EndedPods(memo.workers.saw_pod)
-    memo.workers.jobs, memo.workers.ended_pods = jobs.jobs, pods.sighting
-    # A client of their own: the watches' long reads never hold a connection of the studies' pool.
-    watch_api = load_api_client(config.api_timeout_s, fence)
-    namespaces = memo.get("namespaces") or ()  # as given to kopf by bentham-operator; none: every namespace
-    memo.watches = [
-        job_watch(watch_api, jobs, namespaces, timeout_s=config.watch_timeout_s, metrics=metrics),
-        pod_watch(watch_api, pods, namespaces, timeout_s=config.watch_timeout_s, metrics=metrics),
-    ]
-    for watch in memo.watches:
-        watch.start()
-    memo.jobs_listed = memo.watches[0].listed
+    index = JobIndex(memo.workers.saw_job)
+    memo.workers.jobs = index.jobs
+    # A client of its own: the watch's long reads never hold a connection of the studies' pool.
+    memo.job_watch = JobWatch(
+        load_api_client(config.api_timeout_s, fence),
+        index,
+        memo.get("namespaces") or (),  # as given to kopf by bentham-operator; none: every namespace
+        timeout_s=config.watch_timeout_s,
+        metrics=metrics,
+    )
+    memo.job_watch.start()
+    memo.jobs_listed = memo.job_watch.listed
     memo.liveness = Liveness(kube.api_version, memo.workers.longest_pass, stall_after_s=config.stall_after_s)
     memo.liveness.start()
     if config.metrics_port:
@@ -97,8 +96,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.liveness.stop()
-    for watch in memo.watches:
-        await watch.stop()
+    await memo.job_watch.stop()
     await memo.workers.stop_all()
     await memo.webhooks.stop()
 

@@ -1,4 +1,4 @@
-"""Each study's Jobs as small sightings, kept current from our Job watch (`watches.job_watch`); no I/O here.
+"""Each study's Jobs as small sightings, kept current from our Job watch (`job_watch`); no I/O here.
 
 The index holds, for each study (namespace, uid label), its Jobs by name, each as the sighting
 `observe.job_sighting` makes of it: never the Job itself, so memory stays flat however many
@@ -17,7 +17,6 @@ from bentham.core.decision import ObservedJob
 from bentham.core.jobs import LABEL_STUDY_UID
 
 StudyKey = tuple[str, str]  # (namespace, the study's uid as its Jobs' `bentham.io/study-uid` label)
-Place = tuple[str, str]  # (namespace, name): where an object is
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +41,6 @@ def job_entry(body: Mapping[str, Any]) -> JobEntry:
     )
 
 
-def unlisted(held: Iterable[Place], namespace: str | None, listed: set[Place]) -> list[Place]:
-    """What an index holds in a list's scope (one namespace; None: every one) that the list lacks: gone unseen."""
-    return [place for place in held if (namespace is None or place[0] == namespace) and place not in listed]
-
-
 class JobIndex:
     """Study -> {Job name -> sighting}; `on_seen` hears of every Job sighted (added, changed or listed).
 
@@ -57,7 +51,7 @@ class JobIndex:
     def __init__(self, on_seen: Callable[[StudyKey, ObservedJob], None]) -> None:
         self._on_seen = on_seen
         self._by_study: dict[StudyKey, dict[str, ObservedJob]] = {}
-        self._study_of: dict[Place, StudyKey] = {}  # (namespace, Job name) -> its key in `_by_study`
+        self._study_of: dict[tuple[str, str], StudyKey] = {}  # (namespace, Job name) -> its key in `_by_study`
 
     def jobs(self, key: StudyKey) -> tuple[ObservedJob, ...]:
         """The study's Jobs now, as a copy: the metrics' scrape reads it from a thread of its own."""
@@ -78,7 +72,10 @@ class JobIndex:
     def replace(self, namespace: str | None, listed: Iterable[JobEntry]) -> int:
         """A full list of `namespace` (None: of every namespace): Jobs it lacks are dropped; returns how many."""
         listed = list(listed)
-        gone = unlisted(self._study_of, namespace, {(entry.namespace, entry.name) for entry in listed})
+        present = {(entry.namespace, entry.name) for entry in listed}
+        gone = [
+            place for place in self._study_of if (namespace is None or place[0] == namespace) and place not in present
+        ]
         for place in gone:
             self._drop(*place)
         for entry in listed:

@@ -60,17 +60,6 @@ class Metrics:
             "Full lists of the studies' Jobs: one per watch stream at start, and one each time a watch cannot resume.",
             registry=self.registry,
         )
-        self.pod_watch_lists = Counter(
-            "bentham_pod_watch_lists",
-            "Full lists of the studies' ended pods: one per watch stream at start, and one each time a watch cannot "
-            "resume.",
-            registry=self.registry,
-        )
-        self.pod_lists = Counter(
-            "bentham_pod_lists",
-            "A study's own lists of its ended pods, for finished Jobs whose pod the pod watch had not brought.",
-            registry=self.registry,
-        )
         self.reconcile_seconds = Histogram(
             "bentham_reconcile_duration_seconds",
             "Time to observe, decide and apply one study.",

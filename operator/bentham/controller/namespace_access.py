@@ -2,7 +2,7 @@
 
 kopf ends the whole operator when a watch in one namespace stays refused (after about a minute of
 retries), and the Job watch would retry for good, while no study anywhere is served: the handlers
-wait for every namespace's first Job list (`watches.job_watch`). With the
+wait for every namespace's first Job list (`job_watch`). With the
 chart's namespaced RBAC, a namespace without the operator's Role (not given to the chart, or
 deleted and created again) would take every tenant down with it; it is left out instead, loudly.
 """
@@ -19,10 +19,7 @@ from bentham.api.names import GROUP, PLURAL
 log = logging.getLogger(__name__)
 
 WATCHED = ((GROUP, PLURAL), ("batch", "jobs"))
-"""What the operator lists and watches in each namespace: Studies (kopf), and Jobs (`watches.job_watch`).
-
-It watches ended pods too (`watches.pod_watch`), but a namespace where it may not is still served:
-its workers list the ended pods the watch would have brought."""
+"""What the operator lists and watches in each namespace: Studies (kopf), and Jobs (`job_watch`)."""
 
 REVIEW_TIMEOUT_S = 10
 

@@ -1,8 +1,7 @@
 """What the operator sees of its Jobs and their pods, reduced to what the core needs.
 
-The watches (`watches`) index every Job labelled with a study's uid (`job_index`) and every ended
-pod (`pod_index`); a study's worker lists the ended pods the pod watch has not brought yet
-(`workers`). These pure functions turn one raw object into a small sighting
+The Job watch indexes every Job labelled with a study's uid (`job_watch`, `job_index`) and a
+study's worker lists its ended pods (`workers`); these pure functions turn one raw object into a small sighting
 (`core.sightings` joins a study's sightings into the `ObservedJob`s the core decides on). Keeping
 only sightings, not whole objects, keeps memory flat at 10,000 cells.
 
@@ -70,14 +69,9 @@ def pod_sighting(body: Mapping[str, Any], jobs: Mapping[str, str | None]) -> Pod
     The pod belongs to a Job only if its controller ownerReference is that Job, by name and uid:
     the Job controller sets it, and a pod that names another uid (or none) is not the Job's pod.
     """
-    job = controlling_job(body.get("metadata") or {})
-    if job is None or job[0] not in jobs or jobs[job[0]] != job[1]:
+    job_name = controlling_job(body.get("metadata") or {}, jobs)
+    if job_name is None:
         return None
-    return executor_end(body, job[0])
-
-
-def executor_end(body: Mapping[str, Any], job_name: str) -> PodSighting:
-    """How the executor container of the pod `body` (of the Job `job_name`) ended, if it has."""
     for status in (body.get("status") or {}).get("containerStatuses") or []:
         if status.get("name") != CONTAINER_NAME:
             continue
@@ -87,15 +81,15 @@ def executor_end(body: Mapping[str, Any], job_name: str) -> PodSighting:
     return PodSighting(job_name, terminated=False, message=None)
 
 
-def controlling_job(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The (name, uid) of the Job that controls the object of `metadata`, if a Job does."""
+def controlling_job(metadata: Mapping[str, Any], jobs: Mapping[str, str | None]) -> str | None:
+    """The name of the Job among `jobs` (name -> uid) that controls the object of `metadata`, if one does."""
     for owner in metadata.get("ownerReferences") or []:
         if not owner.get("controller"):
             continue
         name, uid = owner.get("name"), owner.get("uid")
-        # One controller at most (the API server says so); it must be a Job, named, with its uid.
+        # One controller at most (the API server says so); it must be one of the Jobs, by its uid.
         ours = owner.get("kind") == "Job" and str(owner.get("apiVersion")).startswith("batch/")
-        return (str(name), str(uid)) if ours and name and uid else None
+        return str(name) if ours and uid and name in jobs and jobs[name] == uid else None
     return None
 
 

@@ -2,10 +2,10 @@
 
 Any change to a study or its Jobs only *wakes* the study's worker. The worker waits a short
 batch window, so that a burst of Job completions lands in one decision, then reads the world
-(its Jobs from the Job index, its ended pods' termination messages from the pod watch, listing
-those it lacks), asks the core for a decision and a write plan (`core.write_plan`), and carries
-the plan out in a straight line: write the status, delete the Jobs whose outcomes it now holds,
-create the next Jobs, post Events, queue notifications. Which status is fresher, what to hold back and what to
+(its Jobs from the Job index, the termination messages of its ended pods with one list), asks
+the core for a decision and a write plan (`core.write_plan`), and carries the plan out in a
+straight line: write the status, delete the Jobs whose outcomes it now holds, create the next
+Jobs, post Events, queue notifications. Which status is fresher, what to hold back and what to
 merge are the core's to say; the worker only remembers what the plan tells it to keep.
 
 Every status write is conditional on the Study's version the status was decided from
@@ -84,15 +84,7 @@ async def decide_off_loop(**inputs: Any) -> Decision:
 
 
 JobSource = Callable[[StudyKey], Iterable[ObservedJob]]
-"""A study's Jobs as the Job index holds them (`job_index.JobIndex.jobs`, fed by `watches.job_watch`)."""
-PodSource = Callable[[str], PodSighting | None]
-"""How the pod of the Job of a uid ended, as the pod watch brought it (`pod_index.EndedPods.sighting`)."""
-
-
-def nothing_brought(job_uid: str) -> None:
-    """A `PodSource` with no watch behind it: every ended pod is listed."""
-    return None
-
+"""A study's Jobs as the Job index holds them (`job_index.JobIndex.jobs`, fed by `job_watch`)."""
 
 # Concurrent Job creations per study: enough to fill a wave quickly, few enough to be polite.
 CREATE_CONCURRENCY = 16
@@ -119,7 +111,6 @@ class StudyWorker:
         status_interval_s: float,
         pricing: PricingTable | None = None,
         executor_policy: ExecutorPolicy | None = None,
-        ended_pods: PodSource = nothing_brought,
     ) -> None:
         self.key = key
         self._kube = kube
@@ -130,7 +121,6 @@ class StudyWorker:
         self._status_interval_s = status_interval_s
         self._pricing = pricing
         self._executor_policy = executor_policy
-        self._ended_pods = ended_pods
         self._body: dict[str, Any] = {}
         self._latest: StudyVersion | None = None  # the Study as our last status write, or re-read, left it
         self._written_at = float("-inf")  # time.monotonic() of our last status write
@@ -163,16 +153,6 @@ class StudyWorker:
         """
         if self._sightings.get(sighting.name) != sighting:
             self._sightings[sighting.name] = sighting
-            self.wake()
-
-    def saw_pod(self, job_name: str) -> None:
-        """Wakes the worker if it saw this Job finish and still lacks its pod's message: the pass waits for it.
-
-        A pod is nearly always seen ended before its Job (the Job controller marks the Job after
-        seeing the pod), and then the Job's own event wakes the worker.
-        """
-        seen = self._sightings.get(job_name)
-        if seen is not None and seen.phase != "running" and job_name not in self._messages:
             self.wake()
 
     def start(self) -> None:
@@ -274,29 +254,17 @@ class StudyWorker:
             self._requeue_after = min(self._requeue_after or POD_RECHECK_S, POD_RECHECK_S)
 
     async def _read_messages(self, namespace: str, jobs: list[ObservedJob]) -> None:
-        """Learns the termination messages of finished Jobs' pods: from the pod watch, else by listing them.
+        """Learns the termination messages of finished Jobs' pods, listing only this uid's ended pods it lacks.
 
-        Only this uid's ended pods it lacks are listed, those the pod watch has not brought (not
-        yet, or not at all). An ended pod's message never changes, so each is read once and kept
-        while its Job exists.
+        An ended pod's message never changes, so each is read once and kept while its Job exists.
         """
         names = {job.name: job.uid for job in jobs}  # a pod counts only for the Job (by uid) that controls it
         for gone in self._messages.keys() - names:
             del self._messages[gone]
         for gone in self._sightings.keys() - names:
             del self._sightings[gone]
-        unread = []
-        for job in jobs:
-            if job.phase == "running" or job.name in self._messages:
-                continue
-            brought = self._ended_pods(job.uid) if job.uid else None
-            if brought is not None and brought.job_name == job.name:
-                self._messages[job.name] = brought
-            else:
-                unread.append(job.name)
-        unread.sort()
+        unread = sorted(job.name for job in jobs if job.phase != "running" and job.name not in self._messages)
         for start in range(0, len(unread), PODS_PER_LIST):
-            self._metrics.pod_lists.inc()
             for pod in await self._kube.finished_pods(namespace, self.key[1], unread[start : start + PODS_PER_LIST]):
                 sighting = pod_sighting(pod, names)
                 if sighting is not None and sighting.terminated:
@@ -418,7 +386,6 @@ class Workers:
         self._executor_policy = executor_policy
         self._workers: dict[StudyKey, StudyWorker] = {}
         self.jobs: JobSource | None = None
-        self.ended_pods: PodSource = nothing_brought
 
     def see(self, key: StudyKey, body: Mapping[str, Any]) -> None:
         """Hands the Study of this uid to its worker, started on first sight."""
@@ -435,7 +402,6 @@ class Workers:
                 self._status_interval_s,
                 self._pricing,
                 self._executor_policy,
-                self.ended_pods,
             )
             worker.start()
         worker.see(body)
@@ -444,11 +410,6 @@ class Workers:
         worker = self._workers.get(key)
         if worker is not None:
             worker.saw_job(sighting)
-
-    def saw_pod(self, key: StudyKey, job_name: str) -> None:
-        worker = self._workers.get(key)
-        if worker is not None:
-            worker.saw_pod(job_name)
 
     async def forget(self, key: StudyKey) -> None:
         """Stops the worker of this uid, and no other: a study of the same name with a new uid keeps its own."""

@@ -1,22 +1,18 @@
-"""Which Job and pod events wake a study's worker (only those that change what the core sees), and what it reads."""
+"""Which Job events wake a study's worker: only those that change what the core would see."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Literal, cast
 
 from bentham.controller.kube import KubeClient
 from bentham.controller.metrics import Metrics
 from bentham.controller.webhook_sender import WebhookSender
-from bentham.controller.workers import PodSource, StudyWorker, nothing_brought
+from bentham.controller.workers import StudyWorker
 from bentham.core.decision import ObservedJob
-from bentham.core.sightings import PodSighting
 
 
-def sighting(
-    name: str, phase: Literal["running", "succeeded", "failed"] = "running", uid: str | None = None
-) -> ObservedJob:
+def sighting(name: str, phase: Literal["running", "succeeded", "failed"] = "running") -> ObservedJob:
     finished = datetime(2030, 1, 1, tzinfo=UTC) if phase != "running" else None
     return ObservedJob(
         name=name,
@@ -26,13 +22,11 @@ def sighting(
         termination_message=None,
         failure_reason=None,
         finished_at=finished,
-        uid=uid,
     )
 
 
-def worker(ended_pods: PodSource = nothing_brought) -> StudyWorker:
+def worker() -> StudyWorker:
     # saw_job() only compares sightings and sets the wake-up: it reaches neither the API nor the webhook sender.
-    # No KubeClient: a test in which the worker would list pods fails on it.
     return StudyWorker(
         ("ns", "study"),
         kube=cast(KubeClient, None),
@@ -41,7 +35,6 @@ def worker(ended_pods: PodSource = nothing_brought) -> StudyWorker:
         metrics=Metrics(),
         batch_window_s=0.3,
         status_interval_s=5.0,
-        ended_pods=ended_pods,
     )
 
 
@@ -74,29 +67,3 @@ def test_a_job_that_ends_wakes_the_worker_once() -> None:
 
     study.saw_job(sighting("j2", "failed"))  # a Job first seen already ended
     assert woken(study)
-
-
-def test_a_pod_seen_ended_wakes_the_worker_only_if_it_waits_for_that_pod() -> None:
-    study = worker()
-    study.saw_pod("j1")  # a Job it has not seen: its own event will wake the worker
-    assert not woken(study)
-
-    study.saw_job(sighting("j1"))
-    woken(study)
-    study.saw_pod("j1")  # nearly always: the pod ends before the Job controller marks its Job
-    assert not woken(study)
-
-    study.saw_job(sighting("j1", "succeeded"))
-    woken(study)
-    study.saw_pod("j1")  # the Job was seen finished first: its pass waits for this message
-    assert woken(study)
-
-
-def test_a_finished_jobs_message_brought_by_the_pod_watch_is_read_without_a_list() -> None:
-    brought = {"uid-1": PodSighting("j1", terminated=True, message="m1")}
-    study = worker(ended_pods=brought.get)
-    jobs = [sighting("j1", "succeeded", uid="uid-1"), sighting("j2", uid="uid-2")]
-
-    asyncio.run(study._read_messages("ns", jobs))  # no KubeClient: a list would raise
-
-    assert study._messages == {"j1": PodSighting("j1", terminated=True, message="m1")}

@@ -1,19 +1,17 @@
-"""The operator's own watches of Jobs and ended pods (controller/watches.py) against the real API server.
+"""The operator's own Job watch (controller/job_watch.py) against the real API server.
 
-The watches run here in the test's process, over a real client, in a namespace of the test's own
+The watch runs here in the test's process, over a real client, in a namespace of the test's own
 that the session's operator ignores. The faults are injected where the stream calls the API: a
 watch request held (the watch is down while Jobs change), and one answered 410 Gone, as the API
 server answers a resume from a resourceVersion it no longer has. (The local API server's watch
 cache still holds every event of its short life, so a real 410 cannot be had on demand; the
-stream's reading of a 410 inside a watch is unit-tested, tests/unit/controller/test_watches.py.)
-Everything else, the lists, the watches and the indexes, is real; the pods run on kwok's nodes.
+stream's reading of a 410 inside a watch is unit-tested, tests/unit/controller/test_job_watch.py.)
+Everything else, the lists, the watches and the index, is real.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,12 +21,10 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from bentham.controller.job_index import JobIndex, StudyKey
+from bentham.controller.job_watch import JobWatch
 from bentham.controller.metrics import Metrics
-from bentham.controller.pod_index import EndedPods
-from bentham.controller.watches import job_watch, pod_watch
 from bentham.core.decision import ObservedJob
-from bentham.core.jobs import CONTAINER_NAME, LABEL_ATTEMPT, LABEL_CELL_INDEX, LABEL_STUDY_UID
-from bentham.core.sightings import PodSighting
+from bentham.core.jobs import LABEL_ATTEMPT, LABEL_CELL_INDEX, LABEL_STUDY_UID
 from tests.support import Cluster
 
 UID = "0000-job-watch"
@@ -54,24 +50,23 @@ def ours(cell: int) -> dict[str, str]:
 
 
 class ResumeFaults:
-    """The real list call of one namespace's Jobs, but a watch request may be held (the watch is down), or answered
-    410 Gone."""
+    """The real BatchV1Api, but a watch request may be held (the watch is down), or answered 410 Gone."""
 
-    def __init__(self, real: Callable[..., Any]) -> None:
+    def __init__(self, real: client.BatchV1Api) -> None:
         self._real = real
         self.open = threading.Event()
         self.open.set()
         self.held = threading.Event()  # a watch request is waiting for `open`
         self.expire_next = False
 
-    def __call__(self, namespace: str, **params: Any) -> Any:
+    def list_namespaced_job(self, namespace: str, **params: Any) -> Any:
         if params.get("watch"):
             self.held.set()
             self.open.wait()
             if self.expire_next:
                 self.expire_next = False
                 raise ApiException(status=410, reason="Gone: too old resource version")
-        return self._real(namespace, **params)
+        return self._real.list_namespaced_job(namespace, **params)
 
 
 @pytest.fixture
@@ -113,10 +108,9 @@ def test_a_job_deleted_while_the_watch_is_down_does_not_linger_and_a_stranger_is
         return metrics.registry.get_sample_value("bentham_job_watch_lists_total") or 0.0
 
     async def scenario() -> None:
-        watch = job_watch(api, index, [namespace], timeout_s=30, metrics=metrics)
-        stream = watch._streams[0]
-        faults = ResumeFaults(stream._watched.one_namespace)
-        stream._watched = dataclasses.replace(stream._watched, one_namespace=faults)
+        watch = JobWatch(api, index, [namespace], timeout_s=30, metrics=metrics)
+        faults = ResumeFaults(watch._streams[0]._batch)
+        watch._streams[0]._batch = faults
         watch.start()
         try:
             await asyncio.wait_for(watch.listed.wait(), WAIT_S)
@@ -143,68 +137,6 @@ def test_a_job_deleted_while_the_watch_is_down_does_not_linger_and_a_stranger_is
             assert all(sighting.name != "stranger" for _, sighting in heard)
         finally:
             faults.open.set()
-            await watch.stop()
-        assert not any(stream.is_alive() for stream in watch._streams)
-
-    asyncio.run(scenario())
-
-
-def running_job(name: str, pod_labels: dict[str, str], message: str) -> dict[str, Any]:
-    """A Job whose pod kwok runs to Succeeded with this termination message (hack/kwok/stages.yaml)."""
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"labels": pod_labels, "annotations": {"sim.bentham.io/termination-message": message}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": CONTAINER_NAME, "image": "example.invalid/executor"}],
-                },
-            },
-        },
-    }
-
-
-def test_the_pod_watch_brings_each_ended_pods_message_under_its_jobs_uid_until_the_pod_goes(
-    api: client.ApiClient, unwatched_namespace: str
-) -> None:
-    """A pod ended before the watch began comes with its list, one that ends after with an event; a pod
-    without the study's label never comes; a Job's deletion takes its pod's message with it."""
-    namespace = unwatched_namespace
-    jobs = client.BatchV1Api(api)
-    ours = {LABEL_STUDY_UID: UID}
-    before = jobs.create_namespaced_job(namespace, running_job("before", ours, json.dumps({"n": 1})))
-    stranger = jobs.create_namespaced_job(namespace, running_job("stranger", {}, "not ours"))
-    heard: list[tuple[StudyKey, str]] = []
-    pods = EndedPods(lambda key, job_name: heard.append((key, job_name)))
-    metrics = Metrics()
-
-    def ended(job_name: str) -> bool:
-        done = jobs.read_namespaced_job_status(job_name, namespace).status
-        return bool(done.succeeded)
-
-    async def scenario() -> None:
-        await until(lambda: ended("before") and ended("stranger"), "the first pods to succeed on kwok")
-        watch = pod_watch(api, pods, [namespace], timeout_s=30, metrics=metrics)
-        watch.start()
-        try:
-            await asyncio.wait_for(watch.listed.wait(), WAIT_S)
-            assert pods.sighting(before.metadata.uid) == PodSighting("before", terminated=True, message='{"n": 1}')
-            assert pods.sighting(stranger.metadata.uid) is None  # no study label: the server never sends it
-
-            after = jobs.create_namespaced_job(namespace, running_job("after", ours, "second"))
-            await until(lambda: pods.sighting(after.metadata.uid) is not None, "the watch to bring an ended pod")
-            assert pods.sighting(after.metadata.uid) == PodSighting("after", terminated=True, message="second")
-            assert heard == [((namespace, UID), "before"), ((namespace, UID), "after")]
-            assert len(pods) == 2
-
-            jobs.delete_namespaced_job("before", namespace, propagation_policy="Background")
-            await until(lambda: pods.sighting(before.metadata.uid) is None, "the pod's deletion to reach the index")
-            assert metrics.registry.get_sample_value("bentham_pod_watch_lists_total") == 1.0
-        finally:
             await watch.stop()
         assert not any(stream.is_alive() for stream in watch._streams)
 

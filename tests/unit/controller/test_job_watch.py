@@ -1,4 +1,4 @@
-"""The watches' pure parts: which streams they run for the namespaces given, and how they read a watch's lines."""
+"""The Job watch's pure parts: which streams it runs for the namespaces given, and how it reads a watch's lines."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from bentham.controller.job_index import job_entry
-from bentham.controller.pod_index import pod_entry
-from bentham.controller.watches import Expired, watch_events, watch_scopes
+from bentham.controller.job_watch import Expired, watch_events, watch_scopes
 from bentham.core.jobs import LABEL_ATTEMPT, LABEL_CELL_INDEX, LABEL_STUDY_UID
 
 
@@ -47,7 +45,7 @@ def test_events_become_entries_and_a_bookmark_only_moves_the_resource_version() 
         line("DELETED", job("a", "13")),
     ]
 
-    events = list(watch_events(lines, job_entry))
+    events = list(watch_events(lines))
 
     assert [(kind, version) for kind, _, version in events] == [("ADDED", "10"), ("BOOKMARK", "12"), ("DELETED", "13")]
     added = events[0][1]
@@ -58,7 +56,7 @@ def test_events_become_entries_and_a_bookmark_only_moves_the_resource_version() 
 
 def test_an_expired_resource_version_in_the_stream_asks_for_a_list() -> None:
     lines = [line("ADDED", job("a", "10")), line("ERROR", {"kind": "Status", "code": 410, "message": "too old"})]
-    events = watch_events(lines, job_entry)
+    events = watch_events(lines)
     next(events)
     with pytest.raises(Expired):
         next(events)
@@ -66,26 +64,4 @@ def test_an_expired_resource_version_in_the_stream_asks_for_a_list() -> None:
 
 def test_another_error_in_the_stream_ends_the_watch_to_resume() -> None:
     with pytest.raises(RuntimeError, match="500"):
-        list(watch_events([line("ERROR", {"kind": "Status", "code": 500, "message": "boom"})], job_entry))
-
-
-def test_a_pod_event_becomes_the_executors_end_under_its_jobs_uid() -> None:
-    ended = {
-        "metadata": {
-            "name": "a-x7k2p",
-            "namespace": "ns",
-            "resourceVersion": "20",
-            "labels": {LABEL_STUDY_UID: "u"},
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "a", "uid": "j", "controller": True}],
-        },
-        "status": {
-            "phase": "Succeeded",
-            "containerStatuses": [{"name": "executor", "state": {"terminated": {"message": "m"}}}],
-        },
-    }
-
-    [(kind, entry, version)] = list(watch_events([line("ADDED", ended)], pod_entry))
-
-    assert (kind, version) == ("ADDED", "20")
-    assert entry is not None and (entry.namespace, entry.study_uid, entry.job_uid) == ("ns", "u", "j")
-    assert entry.sighting is not None and (entry.sighting.job_name, entry.sighting.message) == ("a", "m")
+        list(watch_events([line("ERROR", {"kind": "Status", "code": 500, "message": "boom"})]))

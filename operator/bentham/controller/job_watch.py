@@ -1,24 +1,16 @@
-"""Our own watches of the studies' Jobs and ended pods: selected on the API server, decoded as plain JSON alone.
+"""Our own watch of the studies' Jobs: selected on the API server by the uid label, decoded as plain JSON alone.
 
 kopf's watch of Jobs decoded every event and ran it through kopf's per-event machinery (its
 `labels=` filter is applied after decoding): about 45 % of the operator's CPU (bench/README.md).
-The Job watch asks the API server for the Jobs labelled `bentham.io/study-uid` only, reads the
+This watch asks the API server for the Jobs labelled `bentham.io/study-uid` only, reads the
 stream's lines in a thread of its own, and hands the event loop small `JobEntry`s for the
 `JobIndex`, which wakes the study's worker as kopf's index did.
-
-The pod watch asks for the pods with that label that have ended (phase neither Pending nor
-Running: a pod enters the selection when it ends, and leaves it when deleted, three or four
-events in all) and keeps each executor's end in `EndedPods`, where a study's worker finds the
-termination message of a finished Job without a request of its own. A list per pass had cost
-each small study one request per ended Job (bench/README.md). It serves no study by itself: a
-worker lists the pods the watch has not brought (not yet, or not at all, e.g. without `watch`
-on pods), so the Job watch alone gates the studies (`listed`).
 
 Each stream (one cluster-wide, or one per namespace given by name) lists, then watches from the
 list's resourceVersion, with bookmarks, resuming from the last resourceVersion it saw whenever a
 watch ends (the server's timeout, a silence, an error, with backoff). When the API server no
 longer has that resourceVersion (410 Gone) it lists again, and the list replaces everything the
-index held in its scope, so an object deleted while no watch was open does not linger.
+index held in its scope, so a Job deleted while no watch was open does not linger.
 
 Threads: each stream reads its response in a daemon thread of its own, outside the event loop's
 default executor (`kube.api_executor`), and over an ApiClient of its own (its own connection
@@ -36,9 +28,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from kopf._cogs.structs.references import NamespaceName, match_namespace  # kopf's glob syntax, as for Studies
 from kubernetes import client
@@ -49,16 +40,13 @@ from bentham.controller.job_index import JobEntry, JobIndex, job_entry
 from bentham.controller.kube import CONNECT_TIMEOUT_S
 from bentham.controller.metrics import Metrics
 from bentham.controller.namespace_access import is_pattern
-from bentham.controller.pod_index import EndedPods, PodEntry, pod_entry
 from bentham.core.jobs import LABEL_STUDY_UID
 
 log = logging.getLogger(__name__)
 
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 15.0)  # as a worker's: an outage that ends is noticed within 15 s
 PAGE_SIZE = 500
-"""Objects per page of a list."""
-ENDED = "status.phase!=Pending,status.phase!=Running"
-"""The pods that have ended (Succeeded, Failed; or Unknown, whose node is lost), selected on the API server."""
+"""Jobs per page of a list."""
 SILENCE_S = 70.0
 """A watch that says nothing this long (the API server sends a bookmark each minute) is dead: resume it.
 
@@ -67,55 +55,6 @@ partition) is noticed this long after its last event; at 90 s the Jobs were seen
 after a 60-second cut had ended (tests/integration/test_api_outage.py)."""
 JOIN_S = 5.0
 """How long `stop` waits for each stream's thread to notice."""
-
-
-class Entry(Protocol):
-    """What a stream hands over of one object: at least the namespace it is in."""
-
-    @property
-    def namespace(self) -> str: ...
-
-
-E = TypeVar("E", bound=Entry)
-E_contra = TypeVar("E_contra", bound=Entry, contravariant=True)
-
-
-class Index(Protocol[E_contra]):
-    """Where a watch's entries go, on the event loop: a list replaces a scope's, an event changes one."""
-
-    def replace(self, namespace: str | None, listed: Iterable[E_contra]) -> int: ...
-
-    def apply(self, event_type: str, entry: E_contra) -> None: ...
-
-
-Lister = Callable[..., Any]
-"""A generated client's list call (`list_namespaced_job(namespace, **params)`, `list_job_for_all_namespaces`)."""
-
-
-@dataclass(frozen=True)
-class Watched(Generic[E]):
-    """One kind of object a watch follows: how to list it (every namespace, one), what to select, what to keep."""
-
-    what: str  # in logs ("Job watch of …") and thread names
-    every_namespace: Lister
-    one_namespace: Lister
-    label_selector: str
-    field_selector: str | None
-    entry: Callable[[Mapping[str, Any]], E]
-
-
-def jobs(api: client.ApiClient) -> Watched[JobEntry]:
-    batch = client.BatchV1Api(api)
-    return Watched(
-        "Job", batch.list_job_for_all_namespaces, batch.list_namespaced_job, LABEL_STUDY_UID, None, job_entry
-    )
-
-
-def ended_pods(api: client.ApiClient) -> Watched[PodEntry]:
-    core = client.CoreV1Api(api)
-    return Watched(
-        "Ended pod", core.list_pod_for_all_namespaces, core.list_namespaced_pod, LABEL_STUDY_UID, ENDED, pod_entry
-    )
 
 
 class Expired(Exception):
@@ -146,26 +85,25 @@ def _matches_any(namespace: str, patterns: Sequence[str]) -> bool:
     return any(match_namespace(NamespaceName(namespace), pattern) for pattern in patterns)
 
 
-class Watch(Generic[E]):
-    """The streams that keep an index current; `listed` is set once every stream's first list is in."""
+class JobWatch:
+    """The streams that keep a `JobIndex` current; `listed` is set once every stream's first list is in."""
 
     def __init__(
         self,
-        watched: Watched[E],
-        index: Index[E],
+        api: client.ApiClient,
+        index: JobIndex,
         namespaces: Sequence[str],
         *,
         timeout_s: int,
-        on_list: Callable[[], None],
+        metrics: Metrics,
     ) -> None:
-        self._watched = watched
         self._index = index
-        self._on_list = on_list
+        self._metrics = metrics
         scopes, served = watch_scopes(namespaces)
-        self._streams = [_Stream(watched, scope, served, timeout_s, self) for scope in scopes]
+        self._streams = [_JobStream(client.BatchV1Api(api), scope, served, timeout_s, self) for scope in scopes]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self._pending: list[tuple[str | None, str, list[E]]] = []
+        self._pending: list[tuple[str | None, str, list[JobEntry]]] = []
         self._scheduled = False
         self._listed_scopes: set[str | None] = set()
         self.stopping = threading.Event()
@@ -183,7 +121,7 @@ class Watch(Generic[E]):
         for stream in self._streams:
             await asyncio.to_thread(stream.join, JOIN_S)
 
-    def deliver(self, scope: str | None, kind: str, entries: list[E]) -> None:
+    def deliver(self, scope: str | None, kind: str, entries: list[JobEntry]) -> None:
         """From a stream's thread: a list (`kind` LISTED) or one event; applied on the loop, in order."""
         with self._lock:
             self._pending.append((scope, kind, entries))
@@ -200,14 +138,9 @@ class Watch(Generic[E]):
         for scope, kind, entries in pending:
             if kind == "LISTED":
                 dropped = self._index.replace(scope, entries)
-                self._on_list()
+                self._metrics.job_watch_lists.inc()
                 if dropped:
-                    log.info(
-                        "%s list of %s: %d gone while unwatched",
-                        self._watched.what,
-                        scope or "every namespace",
-                        dropped,
-                    )
+                    log.info("Job list of %s: %d Jobs gone while unwatched", scope or "every namespace", dropped)
                 self._listed_scopes.add(scope)
                 if len(self._listed_scopes) == len(self._streams):
                     self.listed.set()
@@ -216,33 +149,19 @@ class Watch(Generic[E]):
                     self._index.apply(kind, entry)
 
 
-def job_watch(
-    api: client.ApiClient, index: JobIndex, namespaces: Sequence[str], *, timeout_s: int, metrics: Metrics
-) -> Watch[JobEntry]:
-    """The Jobs labelled with a study's uid, kept in `index`."""
-    return Watch(jobs(api), index, namespaces, timeout_s=timeout_s, on_list=metrics.job_watch_lists.inc)
-
-
-def pod_watch(
-    api: client.ApiClient, index: EndedPods, namespaces: Sequence[str], *, timeout_s: int, metrics: Metrics
-) -> Watch[PodEntry]:
-    """The ended pods labelled with a study's uid, kept in `index`."""
-    return Watch(ended_pods(api), index, namespaces, timeout_s=timeout_s, on_list=metrics.pod_watch_lists.inc)
-
-
-class _Stream(threading.Thread, Generic[E]):
-    """List, then watch from where it was, for ever: one namespace's objects, or every namespace's."""
+class _JobStream(threading.Thread):
+    """List, then watch from where it was, for ever: one namespace's Jobs, or every namespace's."""
 
     def __init__(
         self,
-        watched: Watched[E],
+        batch: client.BatchV1Api,
         scope: str | None,
         served: Callable[[str], bool],
         timeout_s: int,
-        watch: Watch[E],
+        watch: JobWatch,
     ) -> None:
-        super().__init__(name=f"bentham-{watched.what.lower().replace(' ', '-')}s:{scope or '*'}", daemon=True)
-        self._watched = watched
+        super().__init__(name=f"bentham-jobs:{scope or '*'}", daemon=True)
+        self._batch = batch
         self._scope = scope
         self._served = served
         self._timeout_s = timeout_s
@@ -266,12 +185,7 @@ class _Stream(threading.Thread, Generic[E]):
                 version, progressed = self._follow(version)
                 failures = 0 if progressed else failures
             except Expired:
-                log.info(
-                    "%s watch of %s: resourceVersion %s expired; listing again",
-                    self._watched.what,
-                    self._where(),
-                    version,
-                )
+                log.info("Job watch of %s: resourceVersion %s expired; listing again", self._where(), version)
                 version = None
                 failures += 1
                 if failures == 1:
@@ -279,7 +193,7 @@ class _Stream(threading.Thread, Generic[E]):
             except Exception as error:  # the stream must survive anything the API server or network does
                 if self._watch.stopping.is_set():
                     return
-                log.warning("%s watch of %s failed (%s); resuming", self._watched.what, self._where(), error)
+                log.warning("Job watch of %s failed (%s); resuming", self._where(), error)
                 failures += 1
             self._watch.stopping.wait(BACKOFF_S[min(failures, len(BACKOFF_S)) - 1] if failures else 0)
 
@@ -287,27 +201,25 @@ class _Stream(threading.Thread, Generic[E]):
         return f"namespace {self._scope}" if self._scope else "every namespace"
 
     def _call(self, **params: Any) -> Any:
-        params.update(label_selector=self._watched.label_selector, _preload_content=False)
-        if self._watched.field_selector:
-            params.update(field_selector=self._watched.field_selector)
+        params.update(label_selector=LABEL_STUDY_UID, _preload_content=False)
         try:
             if self._scope is None:
-                return self._watched.every_namespace(**params)
-            return self._watched.one_namespace(self._scope, **params)
+                return self._batch.list_job_for_all_namespaces(**params)
+            return self._batch.list_namespaced_job(self._scope, **params)
         except ApiException as error:
             if error.status == 410:
                 raise Expired() from error
             raise
 
     def _list(self) -> str:
-        """Lists every object in scope, page by page, and hands them over as one; the list's resourceVersion."""
-        entries: list[E] = []
+        """Lists every Job in scope, page by page, and hands them over as one; the list's resourceVersion."""
+        entries: list[JobEntry] = []
         token = None
         while True:
             response = self._call(limit=PAGE_SIZE, **({"_continue": token} if token else {}))
             page = from_json(response.data)
             response.release_conn()
-            entries += [e for e in map(self._watched.entry, page.get("items") or []) if self._served(e.namespace)]
+            entries += [entry for entry in map(job_entry, page.get("items") or []) if self._served(entry.namespace)]
             metadata = page.get("metadata") or {}
             token = metadata.get("continue")
             if not token:
@@ -325,7 +237,7 @@ class _Stream(threading.Thread, Generic[E]):
         )
         progressed = False
         try:
-            for kind, entry, seen in watch_events(self._response, self._watched.entry):
+            for kind, entry, seen in watch_events(self._response):
                 version, progressed = seen, True
                 if entry is not None and self._served(entry.namespace):
                     self._watch.deliver(self._scope, kind, [entry])
@@ -336,7 +248,7 @@ class _Stream(threading.Thread, Generic[E]):
         return version, progressed
 
 
-def watch_events(lines: Any, entry: Callable[[Mapping[str, Any]], E]) -> Iterator[tuple[str, E | None, str]]:
+def watch_events(lines: Any) -> Iterator[tuple[str, JobEntry | None, str]]:
     """A watch stream's events as (type, entry, resourceVersion); a bookmark has no entry. Raises Expired on a 410."""
     for line in lines:
         if not line.strip():
@@ -348,4 +260,4 @@ def watch_events(lines: Any, entry: Callable[[Mapping[str, Any]], E]) -> Iterato
                 raise Expired(body.get("message"))
             raise RuntimeError(f"watch error {body.get('code')}: {body.get('message')}")
         version = str((body.get("metadata") or {}).get("resourceVersion"))
-        yield str(kind), (None if kind == "BOOKMARK" else entry(body)), version
+        yield str(kind), (None if kind == "BOOKMARK" else job_entry(body)), version
