@@ -16,7 +16,7 @@ from kubernetes.client.rest import ApiException
 from bench.operator_process import OperatorProcess
 from bentham.api.spec import StudySpec
 from bentham.api.status import Checkpoint, StudyState, StudyStatus
-from bentham.controller.kube import KubeClient, StudyRef
+from bentham.controller.kube import PODS_PER_LIST, KubeClient, StudyRef
 from bentham.controller.metrics import Metrics
 from bentham.controller.webhook_sender import WebhookSender
 from bentham.controller.workers import StudyWorker
@@ -219,6 +219,40 @@ def test_the_operators_client_writes_the_status_and_reads_the_pods_of_its_own_ui
     for job_uid, job_name in names.items():
         pods = asyncio.run(kube.finished_pods(namespace, job_uid, sorted(names.values())))
         assert [pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] for pod in pods] == [job_name]
+
+
+def test_the_operators_client_lists_the_ended_pods_of_more_jobs_than_one_list_may_name(
+    study_crd: Cluster, unwatched_namespace: str
+) -> None:
+    """A pass that finds more finished Jobs than PODS_PER_LIST gets every one's pod, over several lists."""
+    cluster, namespace = study_crd, unwatched_namespace
+    studies = Studies(cluster, namespace)
+    kube = KubeClient(cluster.api, Metrics())
+    body = study("many", queries=PODS_PER_LIST + 30, locations=("us-nyc",))
+    uid = studies.create(body)["metadata"]["uid"]
+    spec = StudySpec.model_validate(body["spec"])
+    names = []
+    for index in range(PODS_PER_LIST + 30):
+        job = build_job(
+            study_name="many",
+            namespace=namespace,
+            study_uid=uid,
+            spec=spec,
+            cell=cell_at(spec.manifest, index),
+            attempt=1,
+        )
+        studies.batch.create_namespaced_job(namespace, job)
+        names.append(job["metadata"]["name"])
+    eventually(
+        lambda: sum(finished(job) for job in studies.batch.list_namespaced_job(namespace).items) == len(names),
+        timeout_s=120,
+        what="every Job's pod to end",
+    )
+
+    pods = asyncio.run(kube.finished_pods(namespace, uid, [*names, "many-no-such-job"]))
+
+    assert sorted(pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] for pod in pods) == sorted(names)
+    assert asyncio.run(kube.finished_pods(namespace, uid, [])) == []
 
 
 def test_a_worker_whose_study_was_replaced_under_its_name_writes_nothing_and_stops(

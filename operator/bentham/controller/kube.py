@@ -62,6 +62,9 @@ def api_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(API_THREADS, thread_name_prefix="bentham-api")
 
 
+PODS_PER_LIST = 100
+"""Jobs whose ended pods one list asks for at most: its label selector names each Job."""
+
 JOBS_PER_DELETE = 20
 """Jobs per deletion request at most (its label selector lists each one's cell index). The API server deletes
 a collection one Job after another, so a pass's deletions go as several requests side by side."""
@@ -234,30 +237,33 @@ class KubeClient:
         page = await asyncio.to_thread(
             self._get, f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs", fieldSelector=f"metadata.name={name}"
         )
-        for item in (page.get("items") if isinstance(page, dict) else None) or []:
-            metadata = item.get("metadata")
+        for item in _items(page):
+            metadata = item.get("metadata") if isinstance(item, dict) else None
             return dict(metadata) if isinstance(metadata, dict) else {}
         return None
 
     async def finished_pods(self, namespace: str, study_uid: str, job_names: list[str]) -> list[dict[str, Any]]:
         """The ended pods (phase Succeeded or Failed) of the study's Jobs `job_names`, as the API server sent them.
 
-        One list per call, selected on the server: the Job controller labels each pod with its
-        Job's name, and the pod template carries the study's uid label, so a pod of another study
-        of the same name (an earlier one, deleted with its Jobs orphaned) is never listed. Left
-        undecoded but for JSON: the caller wants only each executor container's termination
-        message, and no pod it has read before.
+        A list for every PODS_PER_LIST names, side by side, selected on the server: the Job
+        controller labels each pod with its Job's name, and the pod template carries the study's
+        uid label, so a pod of another study of the same name (an earlier one, deleted with its
+        Jobs orphaned) is never listed. Left undecoded but for JSON: the caller wants only each
+        executor container's termination message, and no pod it has read before.
         """
-        if not job_names:
-            return []
-        page = await asyncio.to_thread(
-            self._get,
-            f"/api/v1/namespaces/{quote(namespace)}/pods",
-            labelSelector=f"{LABEL_STUDY_UID}={study_uid},{JOB_NAME_LABEL} in ({','.join(job_names)})",
-            fieldSelector="status.phase!=Pending,status.phase!=Running",
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods"
+        pages = await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    self._get,
+                    path,
+                    labelSelector=f"{LABEL_STUDY_UID}={study_uid},{JOB_NAME_LABEL} in ({','.join(part)})",
+                    fieldSelector="status.phase!=Pending,status.phase!=Running",
+                )
+                for part in _parts(job_names, PODS_PER_LIST)
+            )
         )
-        items = page.get("items") if isinstance(page, dict) else None
-        return items if isinstance(items, list) else []
+        return [pod for page in pages for pod in _items(page)]
 
     async def delete_jobs(self, namespace: str, study_uid: str, jobs: Iterable[tuple[int, int]]) -> None:
         """Deletes the study's Jobs of these (cell index, attempt)s and, in the background, their pods.
@@ -413,6 +419,12 @@ def _api_message(error: ApiException) -> str:
 
 def _parts(items: list[str], size: int) -> Iterator[list[str]]:
     return (items[start : start + size] for start in range(0, len(items), size))
+
+
+def _items(page: Any) -> list[Any]:
+    """The items of a list's answer (decoded JSON); none when it holds none."""
+    items = page.get("items") if isinstance(page, dict) else None
+    return items if isinstance(items, list) else []
 
 
 def _raise_unless_ok(answer: Any) -> None:

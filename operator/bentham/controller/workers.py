@@ -91,8 +91,6 @@ CREATE_CONCURRENCY = 16
 ERROR_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 15.0)  # capped low: an outage that ends is noticed within 15 s
 # How soon to look again for the pod of a finished Job whose termination message was not listed yet.
 POD_RECHECK_S = 1.0
-# The ended pods of at most this many Jobs per list: its label selector names each Job.
-PODS_PER_LIST = 100
 # Decisions in one pass at most, each taking in the Jobs the one before it had refused.
 ROUNDS_PER_PASS = 4
 # Events kept to post again after the API server could not take them, at most.
@@ -264,11 +262,10 @@ class StudyWorker:
         for gone in self._sightings.keys() - names:
             del self._sightings[gone]
         unread = sorted(job.name for job in jobs if job.phase != "running" and job.name not in self._messages)
-        for start in range(0, len(unread), PODS_PER_LIST):
-            for pod in await self._kube.finished_pods(namespace, self.key[1], unread[start : start + PODS_PER_LIST]):
-                sighting = pod_sighting(pod, names)
-                if sighting is not None and sighting.terminated:
-                    self._messages[sighting.job_name] = sighting
+        for pod in await self._kube.finished_pods(namespace, self.key[1], unread):
+            sighting = pod_sighting(pod, names)
+            if sighting is not None and sighting.terminated:
+                self._messages[sighting.job_name] = sighting
 
     async def _carry_out(self, study: StudyRef, plan: WritePlan, stored: StudyVersion, jobs: list[ObservedJob]) -> None:
         """Status first, then deletions beside creations, then announcements: every prefix is safe to crash in.
