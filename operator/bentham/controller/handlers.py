@@ -63,7 +63,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     webhooks.start()
     memo.config = config
     memo.webhooks = webhooks
-    kube = KubeClient(api, metrics)
+    kube = memo.kube = KubeClient(api, metrics)
     memo.workers = Workers(
         kube,
         webhooks,
@@ -98,6 +98,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.liveness.stop()
     await memo.job_watch.stop()
     await memo.workers.stop_all()
+    await memo.kube.close()
     await memo.webhooks.stop()
 
 

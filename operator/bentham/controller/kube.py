@@ -1,12 +1,14 @@
 """The operator's calls to the API server: Jobs, the Study's status, Events, and finished pods.
 
-The kubernetes client is synchronous; every call runs in a worker thread so the event loop
-(kopf's watches and every study's worker) never blocks on the network.
+The studies' calls (`KubeClient`) are made on the event loop with aiohttp (`api_http.ApiHttp`),
+from the kubernetes client's `ApiClient`: its server, credentials, timeouts and write fence. The
+other callers (the Lease, the notifier's Secret reads, the Job watch) use the synchronous
+kubernetes client itself, in threads, so that the event loop never blocks on the network.
 
 Every call is bounded (`BoundedApiClient`): a connect timeout and a read timeout on each request,
-whoever makes it through the client (this module, the Lease, the notifier's Secret read). A call
-that times out fails like any other, and its pass is retried with backoff; a half-open
-connection never holds a worker thread for good.
+whoever makes it (this module, the Lease, the notifier's Secret read). A call that times out
+fails like any other, and its pass is retried with backoff; a half-open connection never holds a
+worker or a thread for good.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
+import aiohttp
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -31,6 +34,7 @@ from pydantic_core import from_json
 from bentham import __version__
 from bentham.api.names import GROUP, KIND, PLURAL, VERSION
 from bentham.api.status import StudyStatus
+from bentham.controller.api_http import ApiHttp
 from bentham.controller.leadership import WriteFence
 from bentham.controller.metrics import Metrics
 from bentham.controller.observe import JOB_NAME_LABEL
@@ -41,7 +45,7 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "bentham-operator"
 API_THREADS = 32
-"""Threads, and connections, for API calls: the first Jobs of 20 studies created at once go out together."""
+"""Threads, and connections, for the kubernetes client's calls (the Lease, Secrets, Job watch lists)."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,10 @@ class StudyRef:
 
 
 def api_executor() -> ThreadPoolExecutor:
-    """The event loop's default executor, which `asyncio.to_thread` uses for every API call.
+    """The event loop's default executor, which `asyncio.to_thread` uses for the kubernetes client's calls.
 
-    Python's own default has min(32, CPUs + 4) threads: 6 on two cores, which queues the first
-    Jobs of many studies created at once behind each other's Events.
+    Python's own default has min(32, CPUs + 4) threads: 6 on two cores, which would queue the
+    notifier's Secret reads and the decisions' hand-offs behind each other.
     """
     return ThreadPoolExecutor(API_THREADS, thread_name_prefix="bentham-api")
 
@@ -159,29 +163,36 @@ def load_api_client(read_timeout_s: float = READ_TIMEOUT_S, fence: WriteFence | 
 
 
 class KubeClient:
-    """Every call the operator makes besides kopf's watches; each write is safe to repeat."""
+    """Every call the operator makes for its studies besides the watches; each write is safe to repeat.
+
+    Made on the event loop (`ApiHttp`); `close` its connections before the loop ends.
+    """
 
     def __init__(self, api: client.ApiClient, metrics: Metrics) -> None:
-        self._api = api
-        self._core = client.CoreV1Api(api)
-        self._custom = client.CustomObjectsApi(api)
+        self._http = ApiHttp(api, api.fence if isinstance(api, FencedApiClient) else None)
         self._metrics = metrics
-        self._version = client.VersionApi(api)
+
+    async def close(self) -> None:
+        await self._http.close()
 
     async def api_version(self) -> None:
         """Asks the API server for its version: the cheapest request that proves it answers (liveness)."""
-        await asyncio.to_thread(_unread, self._version.get_code)
+        await self._http.request("GET", "/version")
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> CreateAnswer | None:
         """Creates the Job; None once created, else the API server's refusal (`core.refusals` says what it means).
 
         A refusal worth repeating at once (429 Too Many Requests, a 5xx, a timeout) raises
         instead. For a 409 the answer carries the metadata of the Job that holds the name, which
-        may be this attempt's own Job (created by an earlier pass) or someone else's.
+        may be this attempt's own Job (created by an earlier pass) or someone else's. The
+        created Job the API server sends back is not decoded.
         """
         try:
-            await asyncio.to_thread(
-                self._send, "POST", f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs", body, fieldManager=COMPONENT
+            await self._http.request(
+                "POST",
+                f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs",
+                body=body,
+                query={"fieldManager": COMPONENT},
             )
         except ApiException as error:
             if error.status is None or not 400 <= error.status < 500 or error.status == 429:
@@ -195,47 +206,14 @@ class KubeClient:
             self._metrics.cells_retried.inc()
         return None
 
-    def _send(self, method: str, path: str, body: dict[str, Any] | None = None, **query: str) -> None:
-        """One write of a JSON `body` (already plain JSON types) to `path`; raises ApiException unless it succeeded.
-
-        The per-cell writes (a Job's creation and deletion, a few thousand a minute) go through
-        here rather than the generated `BatchV1Api`: that would validate the whole Job against
-        its pydantic models, then turn it back into JSON, which cost more CPU than the request
-        itself. Its answer is not read.
-        """
-        answer = self._request(method, path, body, query)
-        try:
-            _raise_unless_ok(answer)
-        finally:
-            answer.response.drain_conn()  # its connection goes back to the pool only once the body is read
-            answer.response.release_conn()
-
-    def _get(self, path: str, **query: str) -> Any:
-        """One read of `path`, its answer decoded as plain JSON in the calling thread; raises ApiException on an error.
-
-        The per-pass read (a study's ended pods) comes here for the reason `_send` does: the
-        generated `CoreV1Api` checked every argument with pydantic's `validate_call`, ~5 % of the
-        operator's CPU for 20 small studies in a py-spy profile (bench/README.md).
-        """
-        answer = self._request("GET", path, None, query)
-        try:
-            _raise_unless_ok(answer)
-            answer.read()
-            return from_json(answer.data)
-        finally:
-            answer.response.release_conn()
-
-    def _request(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, str]) -> Any:
-        """One request through the ApiClient's `call_api` (its timeouts, the write fence), with its authentication."""
-        headers = {"Accept": "application/json", "Content-Type": "application/json", **self._api.default_headers}
-        self._api.update_params_for_auth(headers, None, ["BearerToken"], path, method, body)
-        url = self._api.configuration.host + path + (f"?{urlencode(query)}" if query else "")
-        return self._api.call_api(method, url, headers, body)
+    async def _get(self, path: str, **query: str) -> Any:
+        """One read of `path`, its answer decoded as plain JSON (pydantic-core's parser), not into models."""
+        return from_json((await self._http.request("GET", path, query=query)).data)
 
     async def _job_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The metadata of the Job `name`, or None when there is none (a list of one name: RBAC grants no get)."""
-        page = await asyncio.to_thread(
-            self._get, f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs", fieldSelector=f"metadata.name={name}"
+        page = await self._get(
+            f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs", fieldSelector=f"metadata.name={name}"
         )
         for item in _items(page):
             metadata = item.get("metadata") if isinstance(item, dict) else None
@@ -254,8 +232,7 @@ class KubeClient:
         path = f"/api/v1/namespaces/{quote(namespace)}/pods"
         pages = await asyncio.gather(
             *(
-                asyncio.to_thread(
-                    self._get,
+                self._get(
                     path,
                     labelSelector=f"{LABEL_STUDY_UID}={study_uid},{JOB_NAME_LABEL} in ({','.join(part)})",
                     fieldSelector="status.phase!=Pending,status.phase!=Running",
@@ -284,7 +261,7 @@ class KubeClient:
         path = f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs"
         await asyncio.gather(
             *(
-                asyncio.to_thread(self._send, "DELETE", path, labelSelector=selector, propagationPolicy="Background")
+                self._http.request("DELETE", path, query={"labelSelector": selector, "propagationPolicy": "Background"})
                 for selector in selectors
             )
         )
@@ -309,18 +286,10 @@ class KubeClient:
             {"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version},
             {"op": "add", "path": "/status", "value": status.as_stored()},
         ]
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{quote(study.namespace)}/{PLURAL}/{quote(study.name)}/status"
         try:
-            response = await asyncio.to_thread(
-                self._custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                study.namespace,
-                PLURAL,
-                study.name,
-                patch,
-                field_manager=COMPONENT,
-                _content_type="application/json-patch+json",
-                _preload_content=False,
+            answer = await self._http.request(
+                "PATCH", path, body=patch, query={"fieldManager": COMPONENT}, content_type="application/json-patch+json"
             )
         except ApiException as error:
             if error.status == 404:
@@ -332,8 +301,7 @@ class KubeClient:
             if error.status == 422 and await self.current_uid(study) != study.uid:
                 return None
             raise
-        written = json.loads(response.data)  # the Study as written: its new resourceVersion is the next precondition
-        response.release_conn()
+        written = from_json(answer.data)  # the Study as written: its new resourceVersion is the next precondition
         self._metrics.status_writes.inc()
         return str(written["metadata"]["resourceVersion"])
 
@@ -343,15 +311,11 @@ class KubeClient:
         A list selecting the one name, not a get: the operator's RBAC lets it list and watch
         Studies, and read no more of them.
         """
-        found = await asyncio.to_thread(
-            self._custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            study.namespace,
-            PLURAL,
-            field_selector=f"metadata.name={study.name}",
+        found = await self._get(
+            f"/apis/{GROUP}/{VERSION}/namespaces/{quote(study.namespace)}/{PLURAL}",
+            fieldSelector=f"metadata.name={study.name}",
         )
-        for item in found.get("items") or []:
+        for item in _items(found):
             return dict(item)
         return None
 
@@ -369,34 +333,36 @@ class KubeClient:
         answers AlreadyExists, which counts as posted. An Event refused for good (a 4xx) is
         dropped with a warning: losing an Event never stops the study.
         """
-        now = datetime.now(UTC)
-        event = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(name=name, namespace=study.namespace),
-            involved_object=client.V1ObjectReference(
-                api_version=f"{GROUP}/{VERSION}",
-                kind=KIND,
-                name=study.name,
-                namespace=study.namespace,
-                uid=study.uid,
-            ),
-            type=type_,
-            reason=reason,
-            message=message[:1024],
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-            source=client.V1EventSource(component=COMPONENT),
-            reporting_component=COMPONENT,
-            reporting_instance=COMPONENT,
-        )
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": study.namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": study.name,
+                "namespace": study.namespace,
+                "uid": study.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT,
+        }
         try:
-            await asyncio.to_thread(_unread, self._core.create_namespaced_event, study.namespace, event)
+            await self._http.request("POST", f"/api/v1/namespaces/{quote(study.namespace)}/events", body=event)
         except ApiException as error:
             if error.status == 409:
                 return True
             log.warning("could not post event %s on %s/%s: %s", reason, study.namespace, study.name, error.reason)
             return error.status is not None and 400 <= error.status < 500 and error.status != 429
-        except (urllib3.exceptions.HTTPError, OSError) as error:
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
             log.warning("could not post event %s on %s/%s yet: %s", reason, study.namespace, study.name, error)
             return False
         return True
@@ -425,21 +391,3 @@ def _items(page: Any) -> list[Any]:
     """The items of a list's answer (decoded JSON); none when it holds none."""
     items = page.get("items") if isinstance(page, dict) else None
     return items if isinstance(items, list) else []
-
-
-def _raise_unless_ok(answer: Any) -> None:
-    """Raises the ApiException of an answer that is not a success, as the generated client would."""
-    if not 200 <= answer.status <= 299:
-        answer.read()
-        raise ApiException.from_response(http_resp=answer, body=None, data=None)
-
-
-def _unread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    """Makes a write whose response the operator does not need, without decoding it into models.
-
-    The client would turn every response into model objects (about a millisecond for a Job);
-    the operator only needs to know that the write succeeded, which an ApiException says otherwise.
-    """
-    response = call(*args, **kwargs, _preload_content=False)
-    response.drain_conn()  # its connection goes back to the pool only once the body is read
-    response.release_conn()

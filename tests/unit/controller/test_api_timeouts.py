@@ -9,11 +9,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 import urllib3
 from kubernetes import client
 
 from bentham.api.status import StudyStatus
+from bentham.controller.api_http import ApiHttp
 from bentham.controller.kube import BoundedApiClient, KubeClient, StudyRef
 from bentham.controller.leadership import LeaderElector, LeaseSettings
 from bentham.controller.metrics import Metrics
@@ -54,10 +56,18 @@ def bounded_client(host: str) -> BoundedApiClient:
     return BoundedApiClient(configuration, connect_timeout_s=BOUND_S, read_timeout_s=BOUND_S)
 
 
-def fails_within(seconds: float, call: Callable[[], Any]) -> None:
+NETWORK_ERRORS = (TimeoutError, aiohttp.ClientError)
+"""What a call of the studies' client (aiohttp, `api_http`) raises when the network fails it."""
+
+
+def fails_within(
+    seconds: float,
+    call: Callable[[], Any],
+    errors: type[Exception] | tuple[type[Exception], ...] = urllib3.exceptions.HTTPError,
+) -> None:
     """`call` fails with a timeout (or the retries after one) within `seconds`."""
     started = time.monotonic()
-    with pytest.raises(urllib3.exceptions.HTTPError):
+    with pytest.raises(errors):
         call()
     assert time.monotonic() - started < seconds
 
@@ -82,7 +92,7 @@ def test_every_call_of_the_kube_client_times_out_against_a_silent_server(
     silent_server: str, call: Callable[[KubeClient], Any]
 ) -> None:
     kube = KubeClient(bounded_client(silent_server), Metrics())
-    fails_within(5 * BOUND_S, lambda: asyncio.run(call(kube)))
+    fails_within(5 * BOUND_S, lambda: asyncio.run(call(kube)), NETWORK_ERRORS)
 
 
 def test_an_event_that_times_out_is_reported_unposted_not_raised(silent_server: str) -> None:
@@ -119,6 +129,61 @@ def test_a_timeout_drops_the_idle_pooled_connections(silent_server: str) -> None
     api.rest_client.pool_manager.clear = clear
     fails_within(5 * BOUND_S, lambda: client.VersionApi(api).get_code())
     assert cleared == [True]
+
+
+@pytest.fixture
+def answers_once() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A server that answers the first request on each connection, then says nothing on it: connections that die."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = connection.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection = listener.accept()[0]
+            except TimeoutError:
+                continue
+            accepted.append(connection)
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def test_a_timeout_retires_the_studies_idle_connections(answers_once: tuple[str, list[socket.socket]]) -> None:
+    host, accepted = answers_once
+    http = ApiHttp(bounded_client(host))
+
+    async def scenario() -> None:
+        await asyncio.gather(http.request("GET", "/version"), http.request("GET", "/version"))
+        assert len(accepted) == 2  # two connections, each answered once, now idle in the pool
+        with pytest.raises(NETWORK_ERRORS):
+            await http.request("GET", "/version")  # on one of them: silence
+        # Not on the other idle one, as dead: on a new connection, which answers.
+        assert (await http.request("GET", "/version")).data == b"{}"
+        assert len(accepted) == 3
+        await http.close()
+
+    asyncio.run(scenario())
 
 
 def configuration_for(host: str) -> client.Configuration:
