@@ -1,7 +1,7 @@
 """The operator's own Job watch (controller/job_watch.py) against the real API server.
 
 The watch runs here in the test's process, over a real client, in a namespace of the test's own
-that the session's operator ignores. The faults are injected where the stream calls the API: a
+that the session's operator ignores. The faults are injected where the stream opens a watch: a
 watch request held (the watch is down while Jobs change), and one answered 410 Gone, as the API
 server answers a resume from a resourceVersion it no longer has. (The local API server's watch
 cache still holds every event of its short life, so a real 410 cannot be had on demand; the
@@ -12,14 +12,15 @@ Everything else, the lists, the watches and the index, is real.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from bentham.controller.api_http import ApiHttp, Lines
 from bentham.controller.job_index import JobIndex, StudyKey
 from bentham.controller.job_watch import JobWatch
 from bentham.controller.metrics import Metrics
@@ -50,23 +51,25 @@ def ours(cell: int) -> dict[str, str]:
 
 
 class ResumeFaults:
-    """The real BatchV1Api, but a watch request may be held (the watch is down), or answered 410 Gone."""
+    """The stream's real requests, but a watch may be held (the watch is down), or answered 410 Gone."""
 
-    def __init__(self, real: client.BatchV1Api) -> None:
+    def __init__(self, real: ApiHttp) -> None:
         self._real = real
-        self.open = threading.Event()
+        self.request = real.request  # the lists
+        self.open = asyncio.Event()
         self.open.set()
-        self.held = threading.Event()  # a watch request is waiting for `open`
+        self.held = asyncio.Event()  # a watch request is waiting for `open`
         self.expire_next = False
 
-    def list_namespaced_job(self, namespace: str, **params: Any) -> Any:
-        if params.get("watch"):
-            self.held.set()
-            self.open.wait()
-            if self.expire_next:
-                self.expire_next = False
-                raise ApiException(status=410, reason="Gone: too old resource version")
-        return self._real.list_namespaced_job(namespace, **params)
+    @contextlib.asynccontextmanager
+    async def lines(self, path: str, **params: Any) -> AsyncIterator[Lines]:
+        self.held.set()
+        await self.open.wait()
+        if self.expire_next:
+            self.expire_next = False
+            raise ApiException(status=410, reason="Gone: too old resource version")
+        async with self._real.lines(path, **params) as lines:
+            yield lines
 
 
 @pytest.fixture
@@ -109,8 +112,8 @@ def test_a_job_deleted_while_the_watch_is_down_does_not_linger_and_a_stranger_is
 
     async def scenario() -> None:
         watch = JobWatch(api, index, [namespace], timeout_s=30, metrics=metrics)
-        faults = ResumeFaults(watch._streams[0]._batch)
-        watch._streams[0]._batch = faults
+        faults = ResumeFaults(watch._streams[0]._http)
+        watch._streams[0]._http = faults  # type: ignore[assignment]  # the same two calls
         watch.start()
         try:
             await asyncio.wait_for(watch.listed.wait(), WAIT_S)
@@ -138,6 +141,6 @@ def test_a_job_deleted_while_the_watch_is_down_does_not_linger_and_a_stranger_is
         finally:
             faults.open.set()
             await watch.stop()
-        assert not any(stream.is_alive() for stream in watch._streams)
+        assert all(task.done() for task in watch._tasks)
 
     asyncio.run(scenario())

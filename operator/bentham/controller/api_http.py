@@ -24,8 +24,10 @@ it before the loop ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -80,14 +82,12 @@ class ApiHttp:
         """One request; its answer if the API server took it, else ApiException (aiohttp's errors for the network)."""
         if method not in READS and self._fence is not None:
             self._fence.check()  # the last step before the request leaves this replica
-        headers = {"Accept": "application/json", "Content-Type": content_type, **self._api.default_headers}
-        self._api.update_params_for_auth(headers, None, ["BearerToken"], path, method, body)
-        url = URL(self._host + path + (f"?{urlencode(query)}" if query else ""), encoded=True)
+        headers = self._headers(method, path, body, content_type)
         payload = None if body is None else json.dumps(body).encode()
         session = self._open()
         try:
             async with session.request(
-                method, url, data=payload, headers=headers, server_hostname=self._server_name
+                method, self._url(path, query), data=payload, headers=headers, server_hostname=self._server_name
             ) as response:
                 data = await response.read()
                 status, reason = response.status, response.reason
@@ -98,6 +98,28 @@ class ApiHttp:
             raise ApiException(status=status, reason=reason, body=data.decode("utf-8", "replace"))
         return Answer(status, data)
 
+    @contextlib.asynccontextmanager
+    async def lines(self, path: str, *, query: dict[str, str], silence_s: float) -> AsyncIterator[Lines]:
+        """A GET whose answer is read line by line as it comes (a watch); the network's errors after `silence_s`."""
+        session = self._open()
+        timeout = aiohttp.ClientTimeout(sock_connect=self._timeout.sock_connect, sock_read=silence_s)
+        try:
+            async with session.get(
+                self._url(path, query),
+                headers=self._headers("GET", path, None, "application/json"),
+                timeout=timeout,
+                server_hostname=self._server_name,
+            ) as response:
+                if not 200 <= response.status <= 299:
+                    data = await response.read()
+                    raise ApiException(
+                        status=response.status, reason=response.reason, body=data.decode("utf-8", "replace")
+                    )
+                yield Lines(response)
+        except (TimeoutError, aiohttp.ClientError):
+            self._drop(session)
+            raise
+
     async def close(self) -> None:
         """Closes the pool, and any retired one, at once."""
         retired = list(self._retired)
@@ -107,6 +129,14 @@ class ApiHttp:
         session, self._session = self._session, None
         if session is not None and self._loop is asyncio.get_running_loop():
             await session.close()
+
+    def _headers(self, method: str, path: str, body: Any, content_type: str) -> dict[str, str]:
+        headers = {"Accept": "application/json", "Content-Type": content_type, **self._api.default_headers}
+        self._api.update_params_for_auth(headers, None, ["BearerToken"], path, method, body)
+        return headers
+
+    def _url(self, path: str, query: dict[str, str] | None) -> URL:
+        return URL(self._host + path + (f"?{urlencode(query)}" if query else ""), encoded=True)
 
     def _open(self) -> aiohttp.ClientSession:
         """The pool of the running loop: opened on first use, and again on a new loop (a test's `asyncio.run`)."""
@@ -136,6 +166,30 @@ class ApiHttp:
             await asyncio.sleep(self._retire_after_s)
         finally:
             await session.close()
+
+
+class Lines:
+    """An answer's lines, each without its newline, as they arrive; `close` ends the reading from anywhere."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    def close(self) -> None:
+        self._response.close()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        part: list[bytes] = []  # the start of a line that has not ended yet
+        async for chunk in self._response.content.iter_any():
+            *ended, rest = chunk.split(b"\n")
+            if ended:
+                yield b"".join([*part, ended[0]])
+                part = []
+                for line in ended[1:]:
+                    yield line
+            if rest:
+                part.append(rest)
+        if part:
+            yield b"".join(part)
 
 
 def _tls_context(configuration: client.Configuration) -> ssl.SSLContext | bool:

@@ -1,10 +1,9 @@
-"""Our own watch of the studies' Jobs: selected on the API server by the uid label, decoded as plain JSON alone.
+"""Our own watch of the studies' Jobs: selected on the API server by the uid label, read on the event loop.
 
 kopf's watch of Jobs decoded every event and ran it through kopf's per-event machinery (its
 `labels=` filter is applied after decoding): about 45 % of the operator's CPU (bench/README.md).
-This watch asks the API server for the Jobs labelled `bentham.io/study-uid` only, reads the
-stream's lines in a thread of its own, and hands the event loop small `JobEntry`s for the
-`JobIndex`, which wakes the study's worker as kopf's index did.
+This watch asks the API server for the Jobs labelled `bentham.io/study-uid` only, and keeps the
+`JobIndex` current, which wakes the study's worker as kopf's index did.
 
 Each stream (one cluster-wide, or one per namespace given by name) lists, then watches from the
 list's resourceVersion, with bookmarks, resuming from the last resourceVersion it saw whenever a
@@ -12,32 +11,37 @@ watch ends (the server's timeout, a silence, an error, with backoff). When the A
 longer has that resourceVersion (410 Gone) it lists again, and the list replaces everything the
 index held in its scope, so a Job deleted while no watch was open does not linger.
 
-Threads: each stream reads its response in a daemon thread of its own, outside the event loop's
-default executor (`kube.api_executor`), and over an ApiClient of its own (its own connection
-pool): a watch holds its thread and its connection for minutes at a time, and must never take one
-from the studies' API calls. The loop is woken once per batch of lines, not once per event.
+The streams are tasks on the event loop, reading with aiohttp as kopf's own watches do, over a
+pool of connections of their own (the watch's own client, `api_http.ApiHttp`): a watch holds its
+connection for minutes at a time, and must never take one from the studies' requests. (They were
+threads over the kubernetes client: each event's hand-off to the loop, with the GIL changing
+hands, cost more than reading it.)
 
-JSON is decoded by pydantic-core's parser (`from_json`, already here with pydantic): about 2.5
-times faster than the standard library's on Job events, and the events and pod lists were the
-largest part of the operator's decoding.
+Of each event only what a sighting needs is decoded: pydantic-core reads the JSON into a few
+typed fields and skips the rest (the pod template and the managed fields are most of a Job), in
+~60 % of the time a whole decoding takes. Most of a Job's five events are the Job controller's
+bookkeeping (its pod started, the success criteria met) and change nothing the index keeps: they
+go no further than the stream. A list's pages are decoded in a thread: a page of 500 Jobs would
+hold the loop for several milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from kopf._cogs.structs.references import NamespaceName, match_namespace  # kopf's glob syntax, as for Studies
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import from_json
+from typing_extensions import TypedDict  # pydantic reads only typing_extensions' TypedDict on Python 3.11
 
+from bentham.controller.api_http import ApiHttp, Lines
 from bentham.controller.job_index import JobEntry, JobIndex, job_entry
-from bentham.controller.kube import CONNECT_TIMEOUT_S
 from bentham.controller.metrics import Metrics
 from bentham.controller.namespace_access import is_pattern
 from bentham.core.jobs import LABEL_STUDY_UID
@@ -53,12 +57,55 @@ SILENCE_S = 70.0
 As kopf's inactivity timeout for the Study watch. A connection cut off without a word (a network
 partition) is noticed this long after its last event; at 90 s the Jobs were seen again only ~30 s
 after a 60-second cut had ended (tests/integration/test_api_outage.py)."""
-JOIN_S = 5.0
-"""How long `stop` waits for each stream's thread to notice."""
 
 
 class Expired(Exception):
     """The API server no longer has the resourceVersion to resume from (410 Gone): list again."""
+
+
+class _Metadata(TypedDict, total=False):
+    name: str
+    namespace: str
+    uid: str
+    resourceVersion: str
+    labels: dict[str, str]
+
+
+class _Condition(TypedDict, total=False):
+    type: str
+    status: str
+    reason: str
+    lastTransitionTime: str
+
+
+class _JobStatus(TypedDict, total=False):
+    conditions: list[_Condition]
+
+
+class _Object(TypedDict, total=False):
+    """A Job, a bookmark (its metadata alone) or an error's Status (`status` "Failure", `code`, `message`)."""
+
+    metadata: _Metadata
+    status: _JobStatus | str
+    code: int
+    message: str
+
+
+class _Event(TypedDict, total=False):
+    type: str
+    object: _Object
+
+
+_ListMetadata = TypedDict("_ListMetadata", {"resourceVersion": str, "continue": str}, total=False)
+
+
+class _Page(TypedDict, total=False):
+    metadata: _ListMetadata
+    items: list[_Object]
+
+
+_EVENT = TypeAdapter(_Event)
+_PAGE = TypeAdapter(_Page)
 
 
 def watch_scopes(namespaces: Sequence[str]) -> tuple[list[str | None], Callable[[str], bool]]:
@@ -85,6 +132,26 @@ def _matches_any(namespace: str, patterns: Sequence[str]) -> bool:
     return any(match_namespace(NamespaceName(namespace), pattern) for pattern in patterns)
 
 
+def read_event(line: bytes) -> tuple[str, JobEntry | None, str] | None:
+    """A watch line as (type, entry, resourceVersion); a bookmark has no entry, a blank line is None.
+
+    Raises Expired on a 410 in the stream, RuntimeError on any other error the API server sends.
+    """
+    if not line.strip():
+        return None
+    try:
+        event: Any = _EVENT.validate_json(line)
+    except ValidationError:  # a shape the typed reading does not expect: read it whole, as before
+        event = from_json(line)
+    kind, body = event.get("type"), event.get("object") or {}
+    if kind == "ERROR":
+        if body.get("code") == 410:
+            raise Expired(body.get("message"))
+        raise RuntimeError(f"watch error {body.get('code')}: {body.get('message')}")
+    version = str((body.get("metadata") or {}).get("resourceVersion"))
+    return str(kind), (None if kind == "BOOKMARK" else job_entry(body)), version
+
+
 class JobWatch:
     """The streams that keep a `JobIndex` current; `listed` is set once every stream's first list is in."""
 
@@ -99,90 +166,72 @@ class JobWatch:
     ) -> None:
         self._index = index
         self._metrics = metrics
+        self._http = ApiHttp(api)  # reads only: the write fence has nothing to stop here
         scopes, served = watch_scopes(namespaces)
-        self._streams = [_JobStream(client.BatchV1Api(api), scope, served, timeout_s, self) for scope in scopes]
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str | None, str, list[JobEntry]]] = []
-        self._scheduled = False
+        self._streams = [_JobStream(self._http, scope, served, timeout_s, self) for scope in scopes]
+        self._tasks: list[asyncio.Task[None]] = []
         self._listed_scopes: set[str | None] = set()
-        self.stopping = threading.Event()
         self.listed = asyncio.Event()
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        for stream in self._streams:
-            stream.start()
+        self._tasks = [
+            asyncio.create_task(stream.run(), name=f"bentham-jobs:{stream.scope or '*'}") for stream in self._streams
+        ]
 
     async def stop(self) -> None:
-        self.stopping.set()
-        for stream in self._streams:
-            stream.interrupt()
-        for stream in self._streams:
-            await asyncio.to_thread(stream.join, JOIN_S)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http.close()
 
-    def deliver(self, scope: str | None, kind: str, entries: list[JobEntry]) -> None:
-        """From a stream's thread: a list (`kind` LISTED) or one event; applied on the loop, in order."""
-        with self._lock:
-            self._pending.append((scope, kind, entries))
-            if self._scheduled:
-                return
-            self._scheduled = True
-        assert self._loop is not None
-        with contextlib.suppress(RuntimeError):  # the loop has closed: the operator is stopping
-            self._loop.call_soon_threadsafe(self._apply_pending)
+    def replace(self, scope: str | None, entries: list[JobEntry]) -> None:
+        """A stream's full list: it replaces all the index held in the stream's scope."""
+        dropped = self._index.replace(scope, entries)
+        self._metrics.job_watch_lists.inc()
+        if dropped:
+            log.info("Job list of %s: %d Jobs gone while unwatched", scope or "every namespace", dropped)
+        self._listed_scopes.add(scope)
+        if len(self._listed_scopes) == len(self._streams):
+            self.listed.set()
 
-    def _apply_pending(self) -> None:
-        with self._lock:
-            pending, self._pending, self._scheduled = self._pending, [], False
-        for scope, kind, entries in pending:
-            if kind == "LISTED":
-                dropped = self._index.replace(scope, entries)
-                self._metrics.job_watch_lists.inc()
-                if dropped:
-                    log.info("Job list of %s: %d Jobs gone while unwatched", scope or "every namespace", dropped)
-                self._listed_scopes.add(scope)
-                if len(self._listed_scopes) == len(self._streams):
-                    self.listed.set()
-            else:
-                for entry in entries:
-                    self._index.apply(kind, entry)
+    def apply(self, kind: str, entry: JobEntry) -> None:
+        self._index.apply(kind, entry)
 
 
-class _JobStream(threading.Thread):
+class _JobStream:
     """List, then watch from where it was, for ever: one namespace's Jobs, or every namespace's."""
 
     def __init__(
         self,
-        batch: client.BatchV1Api,
+        http: ApiHttp,
         scope: str | None,
         served: Callable[[str], bool],
         timeout_s: int,
         watch: JobWatch,
     ) -> None:
-        super().__init__(name=f"bentham-jobs:{scope or '*'}", daemon=True)
-        self._batch = batch
-        self._scope = scope
+        self.scope = scope
+        self._http = http
+        self._path = f"/apis/batch/v1/namespaces/{quote(scope)}/jobs" if scope else "/apis/batch/v1/jobs"
         self._served = served
         self._timeout_s = timeout_s
         self._watch = watch
-        self._response: Any = None
+        self._told: dict[tuple[str, str], JobEntry] = {}  # (namespace, name) -> what the index was last given
+        self._lines: Lines | None = None
 
     def interrupt(self) -> None:
-        """Ends a read under way (from another thread): `stop` must not wait out a silent watch."""
-        response = self._response
-        if response is not None:
-            with contextlib.suppress(ValueError, RuntimeError, OSError):  # no socket to shut: the read is over
-                response.shutdown()
+        """Ends the watch under way: the stream resumes (with a failure's backoff)."""
+        lines = self._lines
+        if lines is not None:
+            lines.close()
 
-    def run(self) -> None:
+    async def run(self) -> None:
         version: str | None = None
         failures = 0
-        while not self._watch.stopping.is_set():
+        while True:
             try:
                 if version is None:
-                    version = self._list()
-                version, progressed = self._follow(version)
+                    version = await self._list()
+                version, progressed = await self._follow(version)
                 failures = 0 if progressed else failures
             except Expired:
                 log.info("Job watch of %s: resourceVersion %s expired; listing again", self._where(), version)
@@ -191,73 +240,75 @@ class _JobStream(threading.Thread):
                 if failures == 1:
                     continue  # at once: only a second expiry in a row waits
             except Exception as error:  # the stream must survive anything the API server or network does
-                if self._watch.stopping.is_set():
-                    return
                 log.warning("Job watch of %s failed (%s); resuming", self._where(), error)
                 failures += 1
-            self._watch.stopping.wait(BACKOFF_S[min(failures, len(BACKOFF_S)) - 1] if failures else 0)
+            if failures:
+                await asyncio.sleep(BACKOFF_S[min(failures, len(BACKOFF_S)) - 1])
 
     def _where(self) -> str:
-        return f"namespace {self._scope}" if self._scope else "every namespace"
+        return f"namespace {self.scope}" if self.scope else "every namespace"
 
-    def _call(self, **params: Any) -> Any:
-        params.update(label_selector=LABEL_STUDY_UID, _preload_content=False)
-        try:
-            if self._scope is None:
-                return self._batch.list_job_for_all_namespaces(**params)
-            return self._batch.list_namespaced_job(self._scope, **params)
-        except ApiException as error:
-            if error.status == 410:
-                raise Expired() from error
-            raise
-
-    def _list(self) -> str:
+    async def _list(self) -> str:
         """Lists every Job in scope, page by page, and hands them over as one; the list's resourceVersion."""
         entries: list[JobEntry] = []
         token = None
         while True:
-            response = self._call(limit=PAGE_SIZE, **({"_continue": token} if token else {}))
-            page = from_json(response.data)
-            response.release_conn()
+            query = {
+                "labelSelector": LABEL_STUDY_UID,
+                "limit": str(PAGE_SIZE),
+                **({"continue": token} if token else {}),
+            }
+            try:
+                answer = await self._http.request("GET", self._path, query=query)
+            except ApiException as error:
+                if error.status == 410:
+                    raise Expired() from error
+                raise
+            page = await asyncio.to_thread(_PAGE.validate_json, answer.data)
             entries += [entry for entry in map(job_entry, page.get("items") or []) if self._served(entry.namespace)]
             metadata = page.get("metadata") or {}
             token = metadata.get("continue")
             if not token:
-                self._watch.deliver(self._scope, "LISTED", entries)
+                self._told = {(entry.namespace, entry.name): entry for entry in entries}
+                self._watch.replace(self.scope, entries)
                 return str(metadata["resourceVersion"])
 
-    def _follow(self, version: str) -> tuple[str, bool]:
+    async def _follow(self, version: str) -> tuple[str, bool]:
         """One watch from `version` until the API server ends it; the last resourceVersion, and whether one came."""
-        self._response = self._call(
-            watch=True,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self._timeout_s,
-            _request_timeout=(CONNECT_TIMEOUT_S, SILENCE_S),
-        )
+        query = {
+            "labelSelector": LABEL_STUDY_UID,
+            "watch": "true",
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(self._timeout_s),
+        }
         progressed = False
         try:
-            for kind, entry, seen in watch_events(self._response):
-                version, progressed = seen, True
-                if entry is not None and self._served(entry.namespace):
-                    self._watch.deliver(self._scope, kind, [entry])
+            async with self._http.lines(self._path, query=query, silence_s=SILENCE_S) as lines:
+                self._lines = lines
+                async for line in lines:
+                    event = read_event(line)
+                    if event is None:
+                        continue
+                    kind, entry, version = event
+                    progressed = True
+                    if entry is not None and self._served(entry.namespace):
+                        self._tell(kind, entry)
+        except ApiException as error:
+            if error.status == 410:
+                raise Expired() from error
+            raise
         finally:
-            response, self._response = self._response, None
-            response.close()
-            response.release_conn()
+            self._lines = None
         return version, progressed
 
-
-def watch_events(lines: Any) -> Iterator[tuple[str, JobEntry | None, str]]:
-    """A watch stream's events as (type, entry, resourceVersion); a bookmark has no entry. Raises Expired on a 410."""
-    for line in lines:
-        if not line.strip():
-            continue
-        event = from_json(line)
-        kind, body = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            if body.get("code") == 410:
-                raise Expired(body.get("message"))
-            raise RuntimeError(f"watch error {body.get('code')}: {body.get('message')}")
-        version = str((body.get("metadata") or {}).get("resourceVersion"))
-        yield str(kind), (None if kind == "BOOKMARK" else job_entry(body)), version
+    def _tell(self, kind: str, entry: JobEntry) -> None:
+        """Gives the index an event, unless it changes nothing the index keeps (the Job controller's bookkeeping)."""
+        place = (entry.namespace, entry.name)
+        if kind == "DELETED":
+            self._told.pop(place, None)
+        elif self._told.get(place) == entry:
+            return
+        else:
+            self._told[place] = entry
+        self._watch.apply(kind, entry)
