@@ -28,7 +28,6 @@ import contextlib
 import json
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,14 +42,6 @@ API_CONNECTIONS = 32
 """Connections to the API server at most: the first Jobs of 20 studies created at once go out together."""
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A successful answer: its status and its body, unread."""
-
-    status: int
-    data: bytes
 
 
 class ApiHttp:
@@ -78,8 +69,8 @@ class ApiHttp:
         body: Any = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
-    ) -> Answer:
-        """One request; its answer if the API server took it, else ApiException (aiohttp's errors for the network)."""
+    ) -> bytes:
+        """One request; the answer's body if the API server took it, else ApiException (aiohttp's own errors)."""
         if method not in READS and self._fence is not None:
             self._fence.check()  # the last step before the request leaves this replica
         headers = self._headers(method, path, body, content_type)
@@ -96,7 +87,7 @@ class ApiHttp:
             raise
         if not 200 <= status <= 299:
             raise ApiException(status=status, reason=reason, body=data.decode("utf-8", "replace"))
-        return Answer(status, data)
+        return data
 
     @contextlib.asynccontextmanager
     async def lines(self, path: str, *, query: dict[str, str], silence_s: float) -> AsyncIterator[Lines]:

@@ -264,7 +264,7 @@ class _JobStream:
                 if error.status == 410:
                     raise Expired() from error
                 raise
-            page = await asyncio.to_thread(_PAGE.validate_json, answer.data)
+            page = await asyncio.to_thread(_PAGE.validate_json, answer)
             entries += [entry for entry in map(job_entry, page.get("items") or []) if self._served(entry.namespace)]
             metadata = page.get("metadata") or {}
             token = metadata.get("continue")

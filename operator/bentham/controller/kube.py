@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "bentham-operator"
 API_THREADS = 32
-"""Threads, and connections, for the kubernetes client's calls (the Lease, Secrets, Job watch lists)."""
+"""Threads, and connections, for the kubernetes client's calls (the Lease, the notifier's Secret reads)."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def load_api_client(read_timeout_s: float = READ_TIMEOUT_S, fence: WriteFence | 
     except config.ConfigException:
         config.load_kube_config()
     configuration = client.Configuration.get_default_copy()
-    # Bursts of Job creations share the pool; the default of 4 serialises them.
+    # The Lease and the notifier's Secret reads share the pool; the default of 4 would queue them.
     configuration.connection_pool_maxsize = API_THREADS
     timeouts = {"connect_timeout_s": min(CONNECT_TIMEOUT_S, read_timeout_s), "read_timeout_s": read_timeout_s}
     if fence is None:
@@ -208,7 +208,7 @@ class KubeClient:
 
     async def _get(self, path: str, **query: str) -> Any:
         """One read of `path`, its answer decoded as plain JSON (pydantic-core's parser), not into models."""
-        return from_json((await self._http.request("GET", path, query=query)).data)
+        return from_json(await self._http.request("GET", path, query=query))
 
     async def _job_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The metadata of the Job `name`, or None when there is none (a list of one name: RBAC grants no get)."""
@@ -301,7 +301,7 @@ class KubeClient:
             if error.status == 422 and await self.current_uid(study) != study.uid:
                 return None
             raise
-        written = from_json(answer.data)  # the Study as written: its new resourceVersion is the next precondition
+        written = from_json(answer)  # the Study as written: its new resourceVersion is the next precondition
         self._metrics.status_writes.inc()
         return str(written["metadata"]["resourceVersion"])
 
