@@ -44,6 +44,14 @@ def validate_spec(raw: Any, *, created_at: datetime, now: datetime) -> Valid | I
     `created_at` is the Study's creation time: the deadline must lie after it. `now` decides the
     warnings that depend on time (a deadline less than an hour away).
     """
+    judged = read_spec(raw, created_at=created_at)
+    if isinstance(judged, Invalid):
+        return judged
+    return Valid(spec=judged, warnings=manifest_warnings(judged.manifest, now=now))
+
+
+def read_spec(raw: Any, *, created_at: datetime) -> StudySpec | Invalid:
+    """`validate_spec` but for the warnings: what does not depend on the time now, so it may be kept."""
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as error:
@@ -63,7 +71,7 @@ def validate_spec(raw: Any, *, created_at: datetime, now: datetime) -> Valid | I
                 ],
                 reason="DeadlineInPast",
             )
-    return Valid(spec=spec, warnings=manifest_warnings(spec.manifest, now=now))
+    return spec
 
 
 def manifest_warnings(manifest: Manifest, *, now: datetime) -> list[str]:

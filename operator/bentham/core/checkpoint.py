@@ -45,6 +45,7 @@ from bentham.api.status import Checkpoint
 from bentham.core.timestamps import parse_rfc3339, rfc3339_millis, truncate_to_millis
 
 if TYPE_CHECKING:
+    from bentham.core.spec_read import SpecRead
     from bentham.core.tally import Tally
 
 FORMAT_VERSION = 1
@@ -250,6 +251,8 @@ class Derived:
     """The cell records that checkpoint packs (decoding 100,000 of them is most of a pass)."""
     tally: Tally | None = None
     """Their counts (`core.tally`), which the next decision advances instead of counting again."""
+    spec: SpecRead | None = None
+    """The spec as this decision read it (`core.spec_read`), kept while the spec stays the same."""
 
     def packs(self, checkpoint: Checkpoint) -> bool:
         """Whether these are the records `checkpoint` packs."""

@@ -16,6 +16,8 @@ from bentham.core.checkpoint import CellRecord
 from bentham.core.tally import FIELDS as _FIELDS
 from bentham.core.tally import Tally
 
+_POSITIONS = range(len(_FIELDS))
+
 
 def slice_count(manifest: Manifest) -> int:
     """The study's slices (surfaces x locations): what a `Tally` of its records counts by."""
@@ -33,15 +35,15 @@ def progress_from(manifest: Manifest, counted: Tally) -> Progress:
     stride = len(manifest.locations) * width  # one surface's slices lie together: each location's are a stride apart
     required = set(manifest.required_surface_ids)
     by_surface = {
-        surface.id.value: _counts(counts[s * stride : (s + 1) * stride], width, required=surface.id in required)
+        surface.id.value: _counts(counts, s * stride, (s + 1) * stride, width, required=surface.id in required)
         for s, surface in enumerate(manifest.surfaces)
     }
     by_location = {
-        location.id.value: _counts(counts[loc * width :], stride, required=None)
+        location.id.value: _counts(counts, loc * width, len(counts), stride, required=None)
         for loc, location in enumerate(manifest.locations)
     }
     total = len(counted.records)
-    overall = {name: sum(getattr(counts, name) for counts in by_surface.values()) for name in _FIELDS}
+    overall = dict(zip(_FIELDS, [sum(counts[field::width]) for field in _POSITIONS], strict=True))
     rate = overall["completed"] / total if total else 0.0
     return Progress(
         totalCells=total,
@@ -58,8 +60,8 @@ def progress_from(manifest: Manifest, counted: Tally) -> Progress:
     )
 
 
-def _counts(counts: tuple[int, ...], step: int, *, required: bool | None) -> CellCounts:
-    """The counts of the slices whose fields start every `step` entries of `counts` (`Tally.counts`)."""
-    sums = {name: sum(counts[field::step]) for field, name in enumerate(_FIELDS)}
-    total = sum(sums[name] for name in _FIELDS if name != "blocked")  # blocked cells are failed ones
-    return CellCounts(total=total, required=required, **sums)
+def _counts(counts: tuple[int, ...], start: int, stop: int, step: int, *, required: bool | None) -> CellCounts:
+    """The counts of the slices in `counts` (`Tally.counts`) whose fields begin every `step` from `start` to `stop`."""
+    sums = dict(zip(_FIELDS, [sum(counts[start + field : stop : step]) for field in _POSITIONS], strict=True))
+    total = sums["completed"] + sums["failed"] + sums["executing"] + sums["pending"] + sums["skipped"]
+    return CellCounts(total=total, required=required, **sums)  # blocked cells are failed ones: not added again

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 
 from bentham.api.manifest import Manifest
 from bentham.api.status import Intervention, Progress, StudyState, StudyStatus
-from bentham.api.validation import Invalid, validate_spec
+from bentham.api.validation import Invalid
 from bentham.core.actual_cost import add_reported_costs
 from bentham.core.cell_events import cell_events
 from bentham.core.checkpoint import (
@@ -92,6 +92,7 @@ from bentham.core.progress import progress_from, slice_count
 from bentham.core.retries import conditions_of, retry_policy
 from bentham.core.running_time import running_time_of
 from bentham.core.spec_hold import hold, release
+from bentham.core.spec_read import read_once
 from bentham.core.states import is_terminal
 from bentham.core.study_status import Tracking
 from bentham.core.success_rate import low_success
@@ -148,7 +149,8 @@ def decide(
     if life.state is StudyState.VALIDATING_RESULTS:
         life.move(StudyState.EXECUTING, None)  # Never stored by this decider; carry on from executing.
 
-    validation = within_policy(validate_spec(spec, created_at=created_at, now=now), namespace, executor_policy)
+    read = read_once(spec, generation=generation, created_at=created_at, known=derived.spec if derived else None)
+    validation = within_policy(read.validation(now=now), namespace, executor_policy)
     if isinstance(validation, Invalid) and life.state not in _BEFORE_VALIDATION:
         return hold(validation, previous, generation, now)
     if isinstance(validation, Invalid):
@@ -164,7 +166,7 @@ def decide(
         problem = f"The checkpoint cannot be read: {error}"
         return end_early(life, Pass(study, previous, generation, now), StudyState.FAILED, "CheckpointUnreadable",
                          problem, every_job)  # fmt: skip
-    matrix = fingerprint_of(manifest)
+    matrix = read.matrix or fingerprint_of(manifest)
     if changed := changed_parts(previous.matrix, matrix, len(stored) if stored is not None else None):
         # Never recorded against other cells: held, the Jobs in flight left alone, until it is put back.
         return hold(Invalid([describe_change(changed)], reason=MATRIX_CHANGED), previous, generation, now)
@@ -183,7 +185,7 @@ def decide(
     watched = watched_of(manifest, previous, running_time_of(previous), now)
     checkpoint = previous.checkpoint
     counted = derived.tally if derived is not None and checkpoint is not None and derived.packs(checkpoint) else None
-    given = Given(this, validation.spec, validation.warnings, stored, watched, matrix, pricing, counted)
+    given = Given(this, validation.spec, validation.warnings, stored, watched, matrix, pricing, counted, read)
     return _advance(life, given, created_at, jobs, every_job)
 
 

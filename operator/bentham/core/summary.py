@@ -22,6 +22,7 @@ from bentham.core.jobs import job_name
 from bentham.core.lifecycle import Lifecycle
 from bentham.core.notifications import StudyIdentity, notifications
 from bentham.core.pricing import PricingTable
+from bentham.core.spec_read import SpecRead
 from bentham.core.states import is_terminal
 from bentham.core.study_status import RecordedCells, Tracking, compose_status
 from bentham.core.success_rate import LowSuccess
@@ -54,6 +55,8 @@ class Given:
     """The table the cost estimate is priced from; None: the built-in one."""
     counted: Tally | None = None
     """The tally of `stored`, left by the last decision (`Derived.tally`), if it still holds."""
+    read: SpecRead | None = None
+    """The spec as read (`core.spec_read`), for the next decision."""
 
 
 def summarise(
@@ -114,7 +117,7 @@ def summarise(
     if checkpoint is not None and checkpoint.cells:
         # Only retry times move to the checkpoint's milliseconds: the cells waiting to retry are all that change.
         tally = counted.changed(checkpointed_retries(counted, checkpoint))
-        derived = Derived(checkpoint.cells, checkpoint.timestamp, tally.records, tally)
+        derived = Derived(checkpoint.cells, checkpoint.timestamp, tally.records, tally, given.read)
     return Decision(
         status=status,
         create=list(create),
