@@ -37,7 +37,7 @@ from bentham.api.status import StudyStatus
 from bentham.controller.api_http import ApiHttp
 from bentham.controller.leadership import WriteFence
 from bentham.controller.metrics import Metrics
-from bentham.controller.observe import JOB_NAME_LABEL
+from bentham.controller.observe import JOB_NAME_LABEL, pod_items
 from bentham.core import CreateAnswer
 from bentham.core.jobs import LABEL_ATTEMPT, LABEL_CELL_INDEX, LABEL_STUDY_UID
 
@@ -226,21 +226,24 @@ class KubeClient:
         A list for every PODS_PER_LIST names, side by side, selected on the server: the Job
         controller labels each pod with its Job's name, and the pod template carries the study's
         uid label, so a pod of another study of the same name (an earlier one, deleted with its
-        Jobs orphaned) is never listed. Left undecoded but for JSON: the caller wants only each
-        executor container's termination message, and no pod it has read before.
+        Jobs orphaned) is never listed. Each pod is read for what a sighting needs
+        (`observe.pod_items`): the caller wants only its owner and its executor's termination message.
         """
         path = f"/api/v1/namespaces/{quote(namespace)}/pods"
-        pages = await asyncio.gather(
+        answers = await asyncio.gather(
             *(
-                self._get(
+                self._http.request(
+                    "GET",
                     path,
-                    labelSelector=f"{LABEL_STUDY_UID}={study_uid},{JOB_NAME_LABEL} in ({','.join(part)})",
-                    fieldSelector="status.phase!=Pending,status.phase!=Running",
+                    query={
+                        "labelSelector": f"{LABEL_STUDY_UID}={study_uid},{JOB_NAME_LABEL} in ({','.join(part)})",
+                        "fieldSelector": "status.phase!=Pending,status.phase!=Running",
+                    },
                 )
                 for part in _parts(job_names, PODS_PER_LIST)
             )
         )
-        return [pod for page in pages for pod in _items(page)]
+        return [pod for answer in answers for pod in pod_items(answer)]
 
     async def delete_jobs(self, namespace: str, study_uid: str, jobs: Iterable[tuple[int, int]]) -> None:
         """Deletes the study's Jobs of these (cell index, attempt)s and, in the background, their pods.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bentham.controller.observe import job_sighting, pod_sighting
+from bentham.controller.observe import job_sighting, pod_items, pod_sighting
 from bentham.core.sightings import PodSighting
 
 FINISHED = datetime(2030, 1, 1, 12, tzinfo=UTC)
@@ -114,3 +115,44 @@ def test_a_job_sighting_carries_the_jobs_uid_but_compares_without_it() -> None:
     seen = job_sighting(body)
     assert seen is not None and seen.uid == JOB_UID
     assert seen == job_sighting(job_body())  # the sighting of a Job about to be created has no uid yet
+
+
+def full_pod(terminated: dict[str, Any]) -> dict[str, Any]:
+    """An ended pod as the API server lists it: much more than a sighting reads."""
+    pod = pod_body(job_owner())
+    pod["metadata"].update(name="s-abcde-c3-a2-x7k2p", managedFields=[{"manager": "kube-controller-manager"}] * 3)
+    pod["spec"] = {"containers": [{"name": "executor", "env": [{"name": f"V{i}", "value": "x"} for i in range(20)]}]}
+    pod["status"].update(phase="Succeeded", conditions=[{"type": "Ready", "status": "False"}])
+    pod["status"]["containerStatuses"][1]["state"]["terminated"] = terminated
+    return pod
+
+
+def list_answer(*pods: dict[str, Any]) -> bytes:
+    return json.dumps({"kind": "PodList", "metadata": {"resourceVersion": "7"}, "items": list(pods)}).encode()
+
+
+def test_a_pod_list_is_read_for_what_a_sighting_needs_and_sighted_as_if_read_whole() -> None:
+    done = {"exitCode": 0, "reason": "Completed", "message": '{"success": true}', "startedAt": "2030-01-01T12:00:00Z"}
+    bare = {"exitCode": 137, "reason": "OOMKilled"}  # no message: still terminated
+    answer = list_answer(full_pod(done), full_pod(bare))
+
+    pods = pod_items(answer)
+
+    whole = json.loads(answer)["items"]
+    assert [pod_sighting(pod, OUR_JOBS) for pod in pods] == [pod_sighting(pod, OUR_JOBS) for pod in whole]
+    assert [pod_sighting(pod, OUR_JOBS) for pod in pods] == [
+        PodSighting("s-abcde-c3-a2", terminated=True, message='{"success": true}'),
+        PodSighting("s-abcde-c3-a2", terminated=True, message=None),
+    ]
+    assert pods[0]["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "s-abcde-c3-a2"
+    assert "spec" not in pods[0] and "managedFields" not in pods[0]["metadata"]
+
+
+def test_a_pod_list_of_a_shape_the_typed_reading_does_not_expect_is_read_whole() -> None:
+    odd = full_pod({"exitCode": "none at all", "message": '{"success": true}'})
+
+    pods = pod_items(list_answer(odd))
+
+    assert "spec" in pods[0]  # decoded whole
+    assert pod_sighting(pods[0], OUR_JOBS) == PodSighting("s-abcde-c3-a2", terminated=True, message='{"success": true}')
+    assert pod_items(b'{"kind": "Status"}') == [] and pod_items(b"[]") == []
