@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.server
 import logging
@@ -57,9 +58,18 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="Serve Prometheus metrics on this port (same as $BENTHAM_METRICS_PORT; 0: off).",
     )
+    parser.add_argument(
+        "--event-loop",
+        default=os.environ.get("BENTHAM_EVENT_LOOP", "uvloop"),
+        help="The event loop: uvloop (libuv's; the default) or asyncio (the standard library's). "
+        "Default: $BENTHAM_EVENT_LOOP, else uvloop.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="Log at DEBUG level.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
+    if args.event_loop not in EVENT_LOOPS:
+        parser.exit(2, f"bentham-operator: --event-loop (BENTHAM_EVENT_LOOP): {args.event_loop!r} is not one of "
+                       f"{', '.join(EVENT_LOOPS)}\n")  # fmt: skip
 
     if args.metrics_port is not None:
         os.environ["BENTHAM_METRICS_PORT"] = str(args.metrics_port)  # read with the rest in OperatorConfig
@@ -104,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if namespaces:
             namespaces = served_namespaces(namespaces)
+        log.info("event loop: %s", use_event_loop(args.event_loop))
         kopf.run(
             clusterwide=not namespaces,
             namespaces=namespaces,
@@ -119,6 +130,28 @@ def main(argv: list[str] | None = None) -> None:
     if lost.is_set():
         log.error("leader election: lost the lease; exiting so that only the new leader acts")
         sys.exit(1)
+
+
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+def use_event_loop(name: str) -> str:
+    """Makes `name` the event loop that `kopf.run` starts (its `asyncio.run`); returns the one it will be.
+
+    uvloop (libuv's loop, its TLS and its sockets in C) takes ~15 % less of the operator's CPU per
+    cell than asyncio's own loop (bench/README.md): most of a cell's CPU is the loop reading and
+    writing the API server's TLS connections. asyncio's is there for a platform uvloop lacks.
+    """
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.warning("uvloop is not installed here; the operator runs on asyncio's own event loop")
+            return "asyncio"
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(None)  # the standard library's
+    return name
 
 
 def served_namespaces(namespaces: list[str]) -> list[str]:

@@ -20,7 +20,8 @@ def pins(lock: str) -> dict[str, str]:
     text = (REPO / lock).read_text()
     return {
         name.lower().replace("_", "-"): version
-        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", text, re.MULTILINE)
+        # `name==version \`, or with an environment marker: `name==version ; sys_platform != "win32" \`
+        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)(?: ;[^\\\n]*)? \\$", text, re.MULTILINE)
     }
 
 
