@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +25,16 @@ REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "charts" / "bentham-operator"
 # The local control plane's release; kubernetes-validate has strict schemas up to it.
 KUBERNETES_VERSION = "1.37"
+
+
+def locked_versions(lock: str) -> dict[str, str]:
+    """The versions a lock file pins, by normalised name, from its lines `name==version \\`
+    (`name==version ; sys_platform != "win32" \\` when the requirement has an environment marker)."""
+    text = (REPO / lock).read_text()
+    return {
+        name.lower().replace("_", "-"): version
+        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)(?: ;[^\\\n]*)? \\$", text, re.MULTILINE)
+    }
 
 
 @functools.cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ from kubernetes import client, watch
 
 from tests.executor.dialects import ANTHROPIC, OPENAI
 from tests.executor.servers import RecordingProxy, WireService
-from tests.shipping import CHART, REPO, helm
+from tests.shipping import CHART, REPO, helm, locked_versions
 from tests.support import Cluster, eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
@@ -229,9 +228,8 @@ def test_the_images_installed_versions_are_the_lock_files(
     release.kubectl("apply", "-n", e2e_namespace, "-f", "-", stdin=json.dumps(job))
     release.kubectl("wait", "-n", e2e_namespace, "--for=condition=Complete", "job/versions", "--timeout=90s")
     reported = json.loads(release.kubectl("logs", "-n", e2e_namespace, "job/versions").stdout)
-    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", (REPO / lock).read_text(), re.MULTILINE))
     installed = {name: version for name, version in reported["dists"].items() if name != "bentham-study-operator"}
-    assert installed == {name.lower().replace("_", "-"): version for name, version in locked.items()}
+    assert installed == locked_versions(lock)
     # The tests' Python is the image's: Debian bookworm's 3.11.
     assert reported["python"].rsplit(".", 1)[0] == ".".join(map(str, sys.version_info[:2]))
 

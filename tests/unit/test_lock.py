@@ -13,16 +13,9 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from tests.shipping import locked_versions
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def pins(lock: str) -> dict[str, str]:
-    text = (REPO / lock).read_text()
-    return {
-        name.lower().replace("_", "-"): version
-        # `name==version \`, or with an environment marker: `name==version ; sys_platform != "win32" \`
-        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)(?: ;[^\\\n]*)? \\$", text, re.MULTILINE)
-    }
 
 
 def declared(extra: str | None = None) -> list[Requirement]:
@@ -37,7 +30,7 @@ def test_every_dependency_is_pinned_in_the_lock_files_within_its_declared_range(
         ("requirements-executor.lock", declared() + declared("executor")),
         ("requirements-dev.lock", declared() + declared("executor") + declared("dev")),
     ):
-        pinned = pins(lock)
+        pinned = locked_versions(lock)
         for requirement in requirements:
             name = requirement.name.lower().replace("_", "-")
             assert name in pinned, f"{name} is not in {lock}: run `make lock`"
@@ -45,20 +38,20 @@ def test_every_dependency_is_pinned_in_the_lock_files_within_its_declared_range(
 
 
 def test_the_images_and_the_tests_install_the_same_version_of_every_runtime_package() -> None:
-    development = pins("requirements-dev.lock")
+    development = locked_versions("requirements-dev.lock")
     for image_lock in ("requirements.lock", "requirements-executor.lock"):
-        runtime = pins(image_lock)
+        runtime = locked_versions(image_lock)
         assert runtime, image_lock
         assert {name: development.get(name) for name in runtime} == runtime, image_lock
 
 
 def test_the_executor_image_holds_the_operators_versions() -> None:
     """It imports the operator's result model and pricing table: the same pydantic, the same code."""
-    operator, executor = pins("requirements.lock"), pins("requirements-executor.lock")
+    operator, executor = locked_versions("requirements.lock"), locked_versions("requirements-executor.lock")
     assert {name: executor.get(name) for name in operator} == operator
 
 
 def test_every_pin_carries_its_hashes() -> None:
     for lock in ("requirements.lock", "requirements-executor.lock", "requirements-dev.lock"):
         text = (REPO / lock).read_text()
-        assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", text)) >= len(pins(lock)), lock
+        assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", text)) >= len(locked_versions(lock)), lock
